@@ -1,0 +1,240 @@
+"""Every image input a critic accepts, turned into float RGB tensors in 0..1.
+
+Accepted: PIL images, numpy arrays (HW, HWC or BHWC; uint8, uint16, bool or float 0..1),
+torch tensors (ComfyUI's IMAGE `[B,H,W,C]`, or `[B,C,H,W]`, `[H,W,C]`, `[C,H,W]`, `[H,W]`),
+file paths, or a list mixing any of these. Grayscale is repeated to RGB; alpha is composited
+over mid-grey so transparent areas read as neutral. Inputs are never modified.
+Bad input raises `ImageInputError` naming which image and what is wrong.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+_CHANNELS = (1, 2, 3, 4)
+_ALPHA_BACKGROUND = 0.5
+
+
+class ImageInputError(ValueError):
+    """An input image that cannot be scored; the message names the image and the problem."""
+
+
+def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Tensor:
+    """Read an image file as a `[3,H,W]` float tensor in 0..1.
+
+    With `max_side`, large images are reduced while decoding (JPEG draft mode, PIL's
+    reducing resize on uint8), so an 8192² file never becomes a float tensor of gigabytes.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            if max_side is not None and img.format == "JPEG":
+                img.draft("RGB", (max_side, max_side))
+            img = ImageOps.exif_transpose(img)
+            if max_side is not None and max(img.size) > 2 * max_side:
+                # Reduce on uint8 first (cheap, bounded memory); the critic resizes the rest.
+                img = img.reduce(max(1, max(img.size) // (2 * max_side)))
+            array = pil_to_array(img)
+    except FileNotFoundError:
+        raise ImageInputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ImageInputError(f"{path}: is a folder, not an image file") from None
+    except UnidentifiedImageError:
+        raise ImageInputError(f"{path}: not an image file, or a format Pillow cannot read") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ImageInputError(f"{path}: unreadable or corrupt image ({err})") from None
+    return _array_to_chw(array, str(path))
+
+
+def pil_to_array(img: Any) -> np.ndarray:
+    """A PIL image as an HWC numpy array, keeping 16-bit and float modes exact."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.uint16)[..., None]
+    if img.mode == "I":
+        # 16-bit greyscale PNGs often open as 32-bit "I"; their values are 0..65535.
+        data = np.asarray(img, dtype=np.int64)
+        return (np.clip(data, 0, 65535).astype(np.uint16))[..., None]
+    if img.mode == "F":
+        return np.asarray(img, dtype=np.float32)[..., None]
+    if img.mode in ("RGB", "RGBA", "L", "LA"):
+        return np.asarray(img)
+    if img.mode == "1":
+        return np.asarray(img.convert("L"))
+    has_alpha = img.mode in ("PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+    return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
+
+
+def _to_unit_float(data: torch.Tensor, name: str) -> torch.Tensor:
+    """Integer/bool/float data → float32 in 0..1, rejecting NaN/inf and 0..255 floats."""
+    if data.dtype == torch.bool:
+        return data.float()
+    if data.dtype == torch.uint8:
+        return data.float() / 255.0
+    if data.dtype in (torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32):
+        return data.float().clamp_(0, 65535) / 65535.0
+    if not data.is_floating_point():
+        raise ImageInputError(f"{name}: unsupported dtype {data.dtype}")
+    data = data.float()
+    if not torch.isfinite(data).all():
+        raise ImageInputError(f"{name}: contains NaN or infinite values")
+    if data.numel() and data.max() > 1.5:
+        raise ImageInputError(
+            f"{name}: float values up to {data.max().item():.4g}, expected 0..1 "
+            "(divide 0..255 data by 255, or pass uint8)"
+        )
+    return data.clamp(0.0, 1.0)
+
+
+def _finish_channels(chw: torch.Tensor, name: str) -> torch.Tensor:
+    """`[C,H,W]` or `[B,C,H,W]` with C in 1..4 → RGB, alpha composited over mid-grey."""
+    c = chw.shape[-3]
+    if chw.shape[-1] == 0 or chw.shape[-2] == 0:
+        raise ImageInputError(f"{name}: image has zero height or width {tuple(chw.shape)}")
+    if c == 1:
+        return chw.expand(*chw.shape[:-3], 3, *chw.shape[-2:])
+    if c == 2:
+        gray, alpha = chw.narrow(-3, 0, 1), chw.narrow(-3, 1, 1)
+        return (gray * alpha + _ALPHA_BACKGROUND * (1 - alpha)).expand(*chw.shape[:-3], 3, *chw.shape[-2:])
+    if c == 3:
+        return chw
+    rgb, alpha = chw.narrow(-3, 0, 3), chw.narrow(-3, 3, 1)
+    return rgb * alpha + _ALPHA_BACKGROUND * (1 - alpha)
+
+
+def _array_to_chw(array: np.ndarray, name: str) -> torch.Tensor:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in _CHANNELS:
+        raise ImageInputError(f"{name}: expected an HW or HWC array with 1-4 channels, got shape {array.shape}")
+    if array.dtype == np.uint16:
+        tensor = torch.from_numpy(array.astype(np.int32))
+    elif array.dtype.kind in "biuf":
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+    else:
+        raise ImageInputError(f"{name}: unsupported array dtype {array.dtype}")
+    return _finish_channels(_to_unit_float(tensor, name).permute(2, 0, 1), name).contiguous()
+
+
+def _tensor_layout_to_bchw(t: torch.Tensor, name: str) -> torch.Tensor:
+    """Any accepted tensor layout → `[B,C,H,W]` (C still 1..4)."""
+    if t.ndim == 2:
+        return t[None, None]
+    if t.ndim == 3:
+        if t.shape[-1] in _CHANNELS:
+            return t.permute(2, 0, 1)[None]
+        if t.shape[0] in _CHANNELS:
+            return t[None]
+    elif t.ndim == 4:
+        if t.shape[-1] in _CHANNELS:  # ComfyUI IMAGE
+            return t.permute(0, 3, 1, 2)
+        if t.shape[1] in _CHANNELS:
+            return t
+    raise ImageInputError(
+        f"{name}: cannot read a tensor of shape {tuple(t.shape)} as images; expected "
+        "[B,H,W,C] (ComfyUI IMAGE), [B,C,H,W], [H,W,C], [C,H,W] or [H,W] with 1-4 channels"
+    )
+
+
+def _iter_single_images(images: Any, max_side: int | None) -> Iterator[torch.Tensor]:
+    """Yield `[1,3,H,W]` or `[B,3,H,W]` float tensors, one input item at a time (lazy)."""
+    from PIL import Image
+
+    if isinstance(images, torch.Tensor):
+        bchw = _tensor_layout_to_bchw(images, "image batch")
+        for start in range(0, bchw.shape[0], 64):  # convert lazily: bounded extra memory
+            chunk = bchw[start:start + 64]
+            yield _finish_channels(_to_unit_float(chunk, f"images {start}..{start + chunk.shape[0] - 1}"), "image batch")
+        return
+    if isinstance(images, (Image.Image, np.ndarray, str, os.PathLike)):
+        images = [images]
+    if not isinstance(images, Iterable):
+        raise ImageInputError(f"cannot read {type(images).__name__} as images")
+    for index, item in enumerate(images):
+        name = f"image {index}"
+        if isinstance(item, (str, os.PathLike)):
+            yield load_image(item, max_side=max_side)[None]
+        elif isinstance(item, Image.Image):
+            yield _array_to_chw(pil_to_array(item), name)[None]
+        elif isinstance(item, np.ndarray):
+            if item.ndim == 4:
+                yield from (_array_to_chw(a, f"{name}[{j}]")[None] for j, a in enumerate(item))
+            else:
+                yield _array_to_chw(item, name)[None]
+        elif isinstance(item, torch.Tensor):
+            yield _finish_channels(_to_unit_float(_tensor_layout_to_bchw(item.detach(), name), name), name)
+        else:
+            raise ImageInputError(f"{name}: cannot read {type(item).__name__} as an image")
+
+
+def iter_batches(
+    images: Any,
+    batch_size: int,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    max_side: int | None = None,
+) -> Iterator[torch.Tensor]:
+    """Stream `[B,3,H,W]` float batches (B ≤ batch_size) from any accepted input, in order.
+
+    `prepare` maps a `[N,3,H,W]` tensor to the critic's working form (e.g. a bounded
+    resolution); consecutive images of equal prepared size share a batch. Files are read
+    one at a time, so memory stays flat in the number of images.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    pending: list[torch.Tensor] = []
+    pending_count = 0
+    for block in _iter_single_images(images, max_side):
+        block = prepare(block) if prepare is not None else block
+        for part in block.split(batch_size):
+            if pending and part.shape[1:] != pending[0].shape[1:]:
+                yield torch.cat(pending)
+                pending, pending_count = [], 0
+            while part.shape[0]:
+                take = batch_size - pending_count
+                pending.append(part[:take])
+                pending_count += pending[-1].shape[0]
+                part = part[take:]
+                if pending_count == batch_size:
+                    yield torch.cat(pending)
+                    pending, pending_count = [], 0
+    if pending:
+        yield torch.cat(pending)
+
+
+def resize_to_fit(batch: torch.Tensor, max_side: int, min_side: int = 1) -> torch.Tensor:
+    """Scale `[B,C,H,W]` so its longer side is at most `max_side` (antialiased) and its
+    shorter side at least `min_side` (nearest neighbour, so nothing is invented)."""
+    h, w = batch.shape[-2:]
+    scale = min(1.0, max_side / max(h, w))
+    if min(h, w) * scale < min_side:
+        scale = min_side / min(h, w)
+    if scale == 1.0:
+        return batch
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if scale < 1.0:
+        return F.interpolate(batch, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(batch, size=size, mode="nearest")
+
+
+def find_image_files(paths: Sequence[str | os.PathLike]) -> list[tuple[str, Path]]:
+    """Expand folders (recursively, sorted) into image files; files are kept as given.
+
+    Returns (name as the user gave it or as found, path) pairs.
+    """
+    found: list[tuple[str, Path]] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append((str(child), child))
+        else:
+            found.append((str(given), path))
+    return found

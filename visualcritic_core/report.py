@@ -1,0 +1,102 @@
+"""The one judgement every critic returns for one image: `QualityReport`.
+
+Scores are absolute (never relative to the batch they came in), so a threshold means the
+same thing at any batch size.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+ATTRIBUTES: tuple[str, ...] = ("brightness", "colorfulness", "contrast", "noisiness", "sharpness")
+"""SPAQ's five attributes. Each is "how much of it", 1..5 (5 = very bright / very
+colourful / very contrasty / very noisy / very sharp); more is not always better."""
+
+SCORE_RANGE: tuple[float, float] = (1.0, 5.0)
+
+
+def _check_score(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"QualityReport.{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or not (low - 1e-6 <= value <= high + 1e-6):
+        raise ValueError(f"QualityReport.{name} must lie in [{low}, {high}], got {value!r}")
+    return min(max(value, low), high)
+
+
+@dataclass
+class QualityReport:
+    """One image's perceptual-quality judgement.
+
+    mos: mean opinion score, 1..5, higher is better.
+    attributes: the five ATTRIBUTES, each 1..5 or None where the critic cannot judge it.
+    ai_generated: probability 0..1 that the image is AI-generated rather than a photograph,
+        or None where the critic cannot tell.
+    description: a short explanation in words, or None.
+    critic: which critic said so (its spec).
+    """
+
+    mos: float
+    attributes: dict[str, float | None] = field(default_factory=dict)
+    ai_generated: float | None = None
+    description: str | None = None
+    critic: str = ""
+
+    def __post_init__(self) -> None:
+        self.mos = _check_score("mos", self.mos, *SCORE_RANGE)
+        unknown = set(self.attributes) - set(ATTRIBUTES)
+        if unknown:
+            raise ValueError(
+                f"QualityReport.attributes has unknown names {sorted(unknown)}; "
+                f"expected some of {list(ATTRIBUTES)}"
+            )
+        self.attributes = {
+            name: None
+            if self.attributes.get(name) is None
+            else _check_score(f"attributes[{name!r}]", self.attributes[name], *SCORE_RANGE)
+            for name in ATTRIBUTES
+        }
+        if self.ai_generated is not None:
+            self.ai_generated = _check_score("ai_generated", self.ai_generated, 0.0, 1.0)
+        if self.description is not None and not isinstance(self.description, str):
+            raise ValueError(f"QualityReport.description must be text or None, got {self.description!r}")
+
+    def get(self, name: str) -> float | None:
+        """A score by name: "mos", an attribute name, or "ai_generated"."""
+        if name == "mos":
+            return self.mos
+        if name == "ai_generated":
+            return self.ai_generated
+        if name in ATTRIBUTES:
+            return self.attributes[name]
+        raise KeyError(f"unknown score {name!r}; expected 'mos', 'ai_generated' or one of {list(ATTRIBUTES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mos": self.mos,
+            "attributes": dict(self.attributes),
+            "ai_generated": self.ai_generated,
+            "description": self.description,
+            "critic": self.critic,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "QualityReport":
+        if not isinstance(data, Mapping) or "mos" not in data:
+            raise ValueError(f"not a QualityReport dict (needs at least 'mos'): {data!r}")
+        return cls(
+            mos=data["mos"],
+            attributes=dict(data.get("attributes") or {}),
+            ai_generated=data.get("ai_generated"),
+            description=data.get("description"),
+            critic=data.get("critic", ""),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> "QualityReport":
+        return cls.from_dict(json.loads(text))
