@@ -34,19 +34,20 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Te
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise ImageInputError(f"{path}: is a folder, not an image file")
     try:
         with Image.open(path) as img:
             if max_side is not None and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))
-            img = ImageOps.exif_transpose(img)
+            img.load()
+            ImageOps.exif_transpose(img, in_place=True)  # no second full-size copy
             if max_side is not None and max(img.size) > 2 * max_side:
                 # Reduce on uint8 first (cheap, bounded memory); the critic resizes the rest.
                 img = img.reduce(max(1, max(img.size) // (2 * max_side)))
             array = pil_to_array(img)
     except FileNotFoundError:
         raise ImageInputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ImageInputError(f"{path}: is a folder, not an image file") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{path}: not an image file, or a format Pillow cannot read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
@@ -72,8 +73,12 @@ def pil_to_array(img: Any) -> np.ndarray:
     return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
 
 
-def _to_unit_float(data: torch.Tensor, name: str) -> torch.Tensor:
-    """Integer/bool/float data → float32 in 0..1, rejecting NaN/inf and 0..255 floats."""
+def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None) -> torch.Tensor:
+    """Integer/bool/float data → float32 in 0..1, rejecting NaN/inf and 0..255 floats.
+
+    With `first_index`, `data` is a `[B,…]` batch whose image 0 is image `first_index`
+    of the input, and errors name the offending image's index.
+    """
     if data.dtype == torch.bool:
         return data.float()
     if data.dtype == torch.uint8:
@@ -83,11 +88,19 @@ def _to_unit_float(data: torch.Tensor, name: str) -> torch.Tensor:
     if not data.is_floating_point():
         raise ImageInputError(f"{name}: unsupported dtype {data.dtype}")
     data = data.float()
-    if not torch.isfinite(data).all():
-        raise ImageInputError(f"{name}: contains NaN or infinite values")
-    if data.numel() and data.max() > 1.5:
+
+    def culprit(bad: torch.Tensor) -> str:
+        if first_index is None or data.ndim < 4:
+            return name
+        return f"image {first_index + int(bad.flatten(1).any(1).nonzero()[0])}"
+
+    finite = torch.isfinite(data)
+    if not finite.all():
+        raise ImageInputError(f"{culprit(~finite)}: contains NaN or infinite values")
+    too_big = data > 1.5
+    if too_big.any():
         raise ImageInputError(
-            f"{name}: float values up to {data.max().item():.4g}, expected 0..1 "
+            f"{culprit(too_big)}: float values up to {data.max().item():.4g}, expected 0..1 "
             "(divide 0..255 data by 255, or pass uint8)"
         )
     return data.clamp(0.0, 1.0)
@@ -117,26 +130,32 @@ def _array_to_chw(array: np.ndarray, name: str) -> torch.Tensor:
     if array.dtype == np.uint16:
         tensor = torch.from_numpy(array.astype(np.int32))
     elif array.dtype.kind in "biuf":
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        # from_numpy shares memory; a read-only array (e.g. np.asarray(PIL image)) is copied.
+        tensor = torch.from_numpy(np.ascontiguousarray(array) if array.flags.writeable else np.array(array))
     else:
         raise ImageInputError(f"{name}: unsupported array dtype {array.dtype}")
     return _finish_channels(_to_unit_float(tensor, name).permute(2, 0, 1), name).contiguous()
+
+
+def _channels_last(first: int, last: int) -> bool | None:
+    """Which end of a 3-D/4-D shape holds the channels: True last, False first, None neither.
+    When both ends could (tiny images such as `[3,1,1]`), RGB beats RGBA beats grey, and on
+    a tie the ComfyUI channels-last layout wins."""
+    likely = {3: 0, 4: 1, 1: 2, 2: 3}  # lower is more likely
+    if last in likely and first in likely:
+        return likely[last] <= likely[first]
+    return True if last in likely else False if first in likely else None
 
 
 def _tensor_layout_to_bchw(t: torch.Tensor, name: str) -> torch.Tensor:
     """Any accepted tensor layout → `[B,C,H,W]` (C still 1..4)."""
     if t.ndim == 2:
         return t[None, None]
-    if t.ndim == 3:
-        if t.shape[-1] in _CHANNELS:
-            return t.permute(2, 0, 1)[None]
-        if t.shape[0] in _CHANNELS:
-            return t[None]
-    elif t.ndim == 4:
-        if t.shape[-1] in _CHANNELS:  # ComfyUI IMAGE
-            return t.permute(0, 3, 1, 2)
-        if t.shape[1] in _CHANNELS:
-            return t
+    if t.ndim in (3, 4):
+        last = _channels_last(t.shape[-3], t.shape[-1])
+        if last is not None:
+            bchw = t.movedim(-1, -3) if last else t
+            return bchw if t.ndim == 4 else bchw[None]
     raise ImageInputError(
         f"{name}: cannot read a tensor of shape {tuple(t.shape)} as images; expected "
         "[B,H,W,C] (ComfyUI IMAGE), [B,C,H,W], [H,W,C], [C,H,W] or [H,W] with 1-4 channels"
@@ -151,7 +170,7 @@ def _iter_single_images(images: Any, max_side: int | None) -> Iterator[torch.Ten
         bchw = _tensor_layout_to_bchw(images, "image batch")
         for start in range(0, bchw.shape[0], 64):  # convert lazily: bounded extra memory
             chunk = bchw[start:start + 64]
-            yield _finish_channels(_to_unit_float(chunk, f"images {start}..{start + chunk.shape[0] - 1}"), "image batch")
+            yield _finish_channels(_to_unit_float(chunk, "image batch", first_index=start), "image batch")
         return
     if isinstance(images, (Image.Image, np.ndarray, str, os.PathLike)):
         images = [images]
