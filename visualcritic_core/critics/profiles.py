@@ -18,6 +18,9 @@ from ..report import ATTRIBUTES
 PROFILE_FILENAME = "visualcritic_profile.json"
 SCORED_ITEMS: tuple[str, ...] = ("mos", *ATTRIBUTES, "ai_generated")
 
+ITEM_NAMES: dict[str, str] = {"mos": "quality", **{name: name for name in ATTRIBUTES}}
+"""How an item is called inside the answer prefix ("The {item} of the image is")."""
+
 LEVEL_WORDS = ("excellent", "good", "fair", "poor", "bad")
 """Q-Align / Q-SiT's five levels, best first; weighted 5..1."""
 
@@ -46,6 +49,8 @@ class CriticProfile:
     """Five words, highest level first, scored 5..1 (for attributes: 5 = very much of it)."""
     ai_words: tuple[str, str] = ("yes", "no")
     """(word meaning AI-generated, word meaning photograph)."""
+    ai_answer_prefix: str = "The answer is"
+    """What the assistant turn starts with for the AI-vs-photo question."""
     trained_items: tuple[str, ...] = ("mos",)
     """Items the checkpoint was trained to answer; others are left None unless asked."""
     description_prompt: str = "Describe the visual quality of this image in one or two sentences."
@@ -64,6 +69,18 @@ class CriticProfile:
         self.level_words = tuple(self.level_words)
         self.ai_words = tuple(self.ai_words)
         self.trained_items = tuple(self.trained_items)
+
+    def answer_prefix_for(self, item: str) -> str:
+        """The assistant-turn start whose next token is the answer word for `item`."""
+        if item == "ai_generated":
+            return self.ai_answer_prefix
+        if item not in ITEM_NAMES:
+            raise ValueError(f"unknown item {item!r}; expected one of {list(SCORED_ITEMS)}")
+        return self.answer_prefix.replace("{item}", ITEM_NAMES[item])
+
+    def answer_words_for(self, item: str) -> tuple[str, ...]:
+        """The words whose probabilities score `item`: five levels (best first) or (AI, photo)."""
+        return self.ai_words if item == "ai_generated" else self.level_words
 
     def override(self, **changes: Any) -> "CriticProfile":
         names = {f.name for f in fields(self)}
@@ -100,3 +117,62 @@ class CriticProfile:
             return cls.from_dict(json.loads(path.read_text()))
         except (json.JSONDecodeError, TypeError, ValueError) as err:
             raise ValueError(f"{path}: not a valid VisualCritic profile ({err})") from None
+
+
+def family_default(family: str) -> CriticProfile:
+    """A generic instruction VLM of `family`: every item asked zero-shot."""
+    return CriticProfile(family=family, trained_items=SCORED_ITEMS)
+
+
+_QSIT_PREAMBLE = (
+    "Assume you are an image quality evaluator. \nYour rating should be chosen from the following five "
+    "categories: Excellent, Good, Fair, Poor, and Bad (from high to low). \n"
+)
+_NUMERIC_RATING = (
+    "What is your overall rating on the quality of this picture? The rating should be a float between 1 "
+    "and 5, with 1 representing very poor quality and 5 representing excellent quality."
+)
+
+
+def _qsit(family: str) -> CriticProfile:
+    questions = {
+        item: _QSIT_PREAMBLE + f"How would you rate the {ITEM_NAMES[item]} of this image?"
+        for item in ("mos", *ATTRIBUTES)
+    }
+    questions["ai_generated"] = DEFAULT_QUESTIONS["ai_generated"]
+    return CriticProfile(
+        family=family, questions=questions, answer_prefix="The {item} of this image is ",
+        level_words=("Excellent", "Good", "Fair", "Poor", "Bad"), trained_items=("mos",),
+    )
+
+
+def _numeric(family: str, question_suffix: str, answer_prefix: str) -> CriticProfile:
+    """Checkpoints trained to write a 1–5 number: the expectation over its first digit."""
+    return CriticProfile(
+        family=family, questions={**DEFAULT_QUESTIONS, "mos": _NUMERIC_RATING + question_suffix},
+        answer_prefix=answer_prefix, level_words=("5", "4", "3", "2", "1"), trained_items=("mos",),
+    )
+
+
+KNOWN_PROFILES: dict[str, Any] = {
+    "q-sit": _qsit,
+    "q-sit-mini": _qsit,
+    "visualquality-r1": lambda family: _numeric(
+        family, " Please only output the final answer with only one score in <answer> </answer> tags.", "<answer>"
+    ),
+    "q-insight": lambda family: _numeric(
+        family, ' Return the final answer in JSON format with the following keys: "rating": The score.',
+        '{"rating": ',
+    ),
+}
+"""Checkpoint name (last part of the hub id or folder, lower case, before any "-7b"-style
+size suffix) → profile builder taking the family."""
+
+
+def known_profile(name: str, family: str) -> CriticProfile | None:
+    """The published wording of a known checkpoint, matched on its hub id / folder name."""
+    base = Path(name.rstrip("/\\")).name.lower()
+    for key in sorted(KNOWN_PROFILES, key=len, reverse=True):
+        if base == key or base.startswith(key + "-"):
+            return KNOWN_PROFILES[key](family)
+    return None

@@ -1,0 +1,535 @@
+"""Any downloadable vision-language checkpoint as a VisualCritic: `load_lmm_critic`.
+
+    critic = load_critic("zhangzicheng/q-sit-mini")          # or a local folder
+    critic = load_critic("llava-hf/llava-1.5-7b-hf", quantization="4bit")
+    reports = critic.score(images, describe=True)
+
+Each item (MOS, the five attributes, AI-vs-photo) is one question whose answer is read
+without generating: the assistant turn is pre-filled up to the answer word ("The quality
+of the image is"), and the next-token probabilities of the five level words (softmax over
+just those five, weights 5..1) give a 1–5 score; the two AI words give a probability.
+
+Speed: the image and the shared prompt prefix are encoded once per batch; every question
+then runs only its own suffix tokens against that KV cache (cropped back after each
+question), so the full 7-item report costs little more than MOS alone. Descriptions are
+generated (batched, greedy) only when asked.
+"""
+from __future__ import annotations
+
+import gc
+import importlib.util
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+
+from ..images import resize_to_fit
+from ..report import ATTRIBUTES, QualityReport
+from .base import Critic, is_out_of_memory, resolve_device
+from .profiles import PROFILE_FILENAME, SCORED_ITEMS, CriticProfile, family_default, known_profile
+
+FAMILY_CLASSES: dict[str, str] = {
+    "llava": "LlavaForConditionalGeneration",
+    "llava_onevision": "LlavaOnevisionForConditionalGeneration",
+    "qwen2_vl": "Qwen2VLForConditionalGeneration",
+    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+}
+"""Supported `model_type`s → the transformers class that loads them."""
+
+_PLAIN_TEMPLATES: dict[str, tuple[str, str]] = {
+    "llava": ("USER: <image>\n{question} ASSISTANT:", "{system} "),
+    "llava_onevision": (
+        "<|im_start|>user\n<image>\n{question}<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\n{system}<|im_end|>\n",
+    ),
+    "qwen2_vl": (
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n<|im_start|>assistant\n",
+        "<|im_start|>system\n{system}<|im_end|>\n",
+    ),
+}
+_PLAIN_TEMPLATES["qwen2_5_vl"] = _PLAIN_TEMPLATES["qwen2_vl"]
+"""The families' own prompt formats, for processors without a chat template or profiles
+with `use_chat_template=False`."""
+
+_SEQUENCE_KEYS = frozenset({"input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids"})
+"""Processor outputs laid out per text token (cut to the prefix); the rest are image data."""
+
+DEFAULT_MAX_SIDE: dict[str, int] = {"llava": 1024, "llava_onevision": 1024, "qwen2_vl": 768, "qwen2_5_vl": 768}
+"""Qwen2-VL turns every 28×28 pixels into a token, so its input side is bounded harder."""
+
+
+class CriticLoadError(ValueError):
+    """A checkpoint could not be loaded as a critic; the message names it and why."""
+
+
+# -- loading -----------------------------------------------------------------------------
+def load_lmm_critic(
+    spec: str,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    profile: CriticProfile | Mapping[str, Any] | None = None,
+    quantization: str | None = None,
+    *,
+    items: Iterable[str] | str | None = None,
+    share_prefix: bool = True,
+    describe_tokens: int = 48,
+    max_side: int | None = None,
+    revision: str | None = None,
+    subfolder: str | None = None,
+) -> "LMMCritic":
+    """Load a LLaVA-1.5, LLaVA-OneVision, Qwen2-VL or Qwen2.5-VL checkpoint (hub id or
+    folder) with transformers' own classes and wrap it as a critic.
+
+    profile: a CriticProfile, or a dict of field overrides applied on top of the
+        checkpoint's profile (folder's `visualcritic_profile.json` > known checkpoint >
+        family default). A `questions` dict is merged into the existing questions.
+    quantization: None, "8bit" or "4bit" (bitsandbytes, CUDA only).
+    items: which of SCORED_ITEMS to ask (default: the profile's trained items; "all" for
+        every item). MOS is always asked: every report carries one.
+    share_prefix: False asks each question with its own full forward pass (slow; for
+        checking and benchmarking the shared-prefix way).
+    describe_tokens: the most new tokens of a description (`score(describe=True)`).
+    max_side: longest image side fed to the processor (default per family).
+    """
+    spec = os.path.expanduser(spec)
+    hub_kwargs = {key: value for key, value in (("revision", revision), ("subfolder", subfolder)) if value}
+    family = _read_family(spec, hub_kwargs)
+    device = resolve_device(device)
+    torch_dtype = _resolve_dtype(dtype, device)
+    quant_config = _quantization_config(quantization, device, torch_dtype)
+    processor = _load_processor(spec, hub_kwargs)
+    chosen = _resolve_profile(spec, family, profile, hub_kwargs)
+
+    def load_model() -> torch.nn.Module:
+        import transformers
+
+        cls = getattr(transformers, FAMILY_CLASSES[family])
+        kwargs: dict[str, Any] = dict(hub_kwargs, dtype=torch_dtype)
+        if quant_config is not None:
+            kwargs.update(quantization_config=quant_config, device_map={"": device})
+        try:
+            model = cls.from_pretrained(spec, **kwargs)
+        except Exception as err:  # corrupt/missing weights raise many types (e.g. SafetensorError)
+            if is_out_of_memory(err):
+                raise
+            raise CriticLoadError(f"critic {spec!r}: could not load the {family} weights ({_first_line(err)})") from err
+        if quant_config is None:
+            model.to(device)
+        return model.eval()
+
+    return LMMCritic(
+        spec, load_model, processor, family, chosen,
+        items=items, share_prefix=share_prefix, describe_tokens=describe_tokens,
+        max_side=max_side or DEFAULT_MAX_SIDE[family], quantized=quant_config is not None,
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:300]
+
+
+def _read_family(spec: str, hub_kwargs: dict[str, str]) -> str:
+    """The checkpoint's `model_type`, with errors that say what is wrong with it."""
+    if os.path.isdir(spec):
+        folder = Path(spec, hub_kwargs.get("subfolder", ""))
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            present = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
+            raise CriticLoadError(
+                f"critic folder {str(folder)!r} is not a transformers checkpoint: it has no config.json "
+                f"(found: {present or 'nothing'})"
+            )
+        try:
+            config = json.loads(config_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CriticLoadError(f"critic folder {str(folder)!r}: config.json is not valid JSON ({err})") from None
+    else:
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(spec, **hub_kwargs).to_dict()
+        except (OSError, ValueError) as err:
+            from huggingface_hub import constants
+
+            offline = constants.HF_HUB_OFFLINE
+            why = "the hub is switched off (HF_HUB_OFFLINE) and it is not in the local cache" if offline else (
+                "it is not in the local cache and the hub could not be reached, or no such repository exists"
+            )
+            raise CriticLoadError(
+                f"critic {spec!r} could not be loaded: {why}. Download it first (e.g. `hf download {spec}`) "
+                f"or give a local checkpoint folder. ({_first_line(err)})"
+            ) from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type not in FAMILY_CLASSES:
+        raise CriticLoadError(
+            f"critic {spec!r} is a {model_type or 'checkpoint without model_type'!r} model; "
+            f"supported vision-language families: {', '.join(FAMILY_CLASSES)}"
+        )
+    return model_type
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """auto: bf16 on CUDA where supported (else fp16), fp16 on MPS, fp32 on CPU."""
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.type == "mps" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+             "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(names)} or 'auto'")
+    return names[dtype]
+
+
+def _quantization_config(quantization: str | None, device: torch.device, dtype: torch.dtype) -> Any:
+    if quantization in (None, "none"):
+        return None
+    if quantization not in ("8bit", "4bit"):
+        raise ValueError(f"quantization must be None, '8bit' or '4bit', got {quantization!r}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError(f"{quantization} loading needs bitsandbytes: pip install bitsandbytes")
+    if device.type != "cuda":
+        raise ValueError(f"{quantization} loading (bitsandbytes) needs a CUDA device, got {device}")
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+
+
+def _load_processor(spec: str, hub_kwargs: dict[str, str]) -> Any:
+    from transformers import AutoProcessor
+
+    try:
+        processor = AutoProcessor.from_pretrained(spec, **hub_kwargs)
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise CriticLoadError(
+            f"critic {spec!r}: could not load its processor (tokenizer + image processor files) ({_first_line(err)})"
+        ) from err
+    missing = [part for part in ("tokenizer", "image_processor") if getattr(processor, part, None) is None]
+    if missing:
+        raise CriticLoadError(
+            f"critic {spec!r}: its processor lacks {' and '.join(missing)} (missing preprocessor_config.json / "
+            "processor_config.json / tokenizer files?)"
+        )
+    return processor
+
+
+def _resolve_profile(
+    spec: str, family: str, override: CriticProfile | Mapping[str, Any] | None, hub_kwargs: dict[str, str]
+) -> CriticProfile:
+    if isinstance(override, CriticProfile):
+        chosen = override
+    else:
+        chosen = _stored_profile(spec, hub_kwargs) or known_profile(spec, family) or family_default(family)
+        if override:
+            changes = dict(override)
+            if isinstance(changes.get("questions"), Mapping):
+                changes["questions"] = {**chosen.questions, **changes["questions"]}
+            chosen = chosen.override(**changes)
+    if chosen.family != family:
+        raise ValueError(f"critic {spec!r} is a {family} model but its profile is for {chosen.family!r}")
+    return chosen
+
+
+def _stored_profile(spec: str, hub_kwargs: dict[str, str]) -> CriticProfile | None:
+    """The checkpoint's own `visualcritic_profile.json` (folder, or hub file when cached/reachable)."""
+    if os.path.isdir(spec):
+        return CriticProfile.load(Path(spec, hub_kwargs.get("subfolder", "")))
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        path = hf_hub_download(spec, PROFILE_FILENAME, **hub_kwargs)
+    except (HfHubHTTPError, OSError, ValueError):
+        return None
+    return CriticProfile.load(Path(path).parent)
+
+
+# -- prompts -----------------------------------------------------------------------------
+def render_prompt(processor: Any, profile: CriticProfile, question: str, answer_prefix: str = "") -> str:
+    """The text of one question about one image, ending where the answer starts: the
+    chat template (or the family's plain format) with the assistant turn pre-filled."""
+    if profile.use_chat_template and getattr(processor, "chat_template", None):
+        messages: list[dict[str, Any]] = []
+        if profile.system_prompt:
+            messages.append({"role": "system", "content": [{"type": "text", "text": profile.system_prompt}]})
+        messages.append({"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]})
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    else:
+        body, system = _PLAIN_TEMPLATES[profile.family]
+        text = (system.format(system=profile.system_prompt) if profile.system_prompt else "") + body.format(
+            question=question
+        )
+    if answer_prefix:
+        text += answer_prefix if text[-1:].isspace() else " " + answer_prefix
+    return text
+
+
+def answer_token_ids(tokenizer: Any, context: str, words: Sequence[str]) -> list[int]:
+    """The one token each answer word is, right after `context`.
+
+    After a context ending in a word, the word is tried with a leading space and without
+    it, and must be a single token in the tokenization of context + word; after a context
+    ending in whitespace (e.g. Q-SiT's "...is "), the bare word must be one token. Words
+    that are several tokens raise a ValueError (scoring their first piece would be wrong)."""
+    def encode(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    base = encode(context)
+    ids: list[int] = []
+    for word in words:
+        found = None
+        if context[-1:].isspace() or not context:
+            pieces = encode(word)
+            found = pieces[0] if len(pieces) == 1 else None
+        else:
+            for sep in (" ", ""):
+                full = encode(context + sep + word)
+                if len(full) == len(base) + 1 and full[: len(base)] == base:
+                    found = full[-1]
+                    break
+        if found is None:
+            shown = tokenizer.convert_ids_to_tokens(encode(" " + word))
+            raise ValueError(
+                f"answer word {word!r} is not a single token for this tokenizer after {context[-30:]!r} "
+                f"(it splits into {shown}); choose other level/AI words in the profile"
+            )
+        ids.append(found)
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"answer words {list(words)} share tokens {ids}; they must be distinct")
+    return ids
+
+
+# -- the critic --------------------------------------------------------------------------
+class LMMCritic(Critic):
+    """A vision-language checkpoint asked the VisualCritic questions (see module docs).
+
+    Built by `load_lmm_critic`; `load_model` is a callable returning the model, kept so
+    an 8/4-bit model (which cannot move to the CPU) can be dropped by `release()` and
+    loaded again by the next `score`."""
+
+    default_batch_size = 8
+
+    def __init__(
+        self,
+        spec: str,
+        load_model: Callable[[], torch.nn.Module],
+        processor: Any,
+        family: str,
+        profile: CriticProfile,
+        *,
+        items: Iterable[str] | str | None = None,
+        share_prefix: bool = True,
+        describe_tokens: int = 48,
+        max_side: int = 1024,
+        quantized: bool = False,
+    ) -> None:
+        super().__init__(spec)
+        if describe_tokens < 1:
+            raise ValueError(f"describe_tokens must be at least 1, got {describe_tokens}")
+        self._load_model = load_model
+        self._model: torch.nn.Module | None = load_model()
+        self.processor = processor
+        self.family = family
+        self.profile = profile
+        self.items = _choose_items(items, profile)
+        self.share_prefix = share_prefix
+        self.describe_tokens = describe_tokens
+        self.max_side = max_side
+        self.quantized = quantized
+        self.capabilities = frozenset((*self.items, "description"))
+        self._min_side = 28 if family.startswith("qwen") else 1
+        tokenizer = processor.tokenizer
+        self._prompts = {
+            item: render_prompt(processor, profile, profile.questions.get(item) or _missing(item),
+                                profile.answer_prefix_for(item))
+            for item in self.items
+        }
+        self._answer_ids = {
+            item: answer_token_ids(tokenizer, self._prompts[item], profile.answer_words_for(item))
+            for item in self.items
+        }
+        self._suffixes = _question_suffixes(tokenizer, [self._prompts[item] for item in self.items])
+        self._cache_kwarg = "cache" if "cache" in inspect.signature(self._base_model.forward).parameters else (
+            "past_key_values"
+        )
+
+    # -- host integration --------------------------------------------------------------
+    @property
+    def torch_module(self) -> torch.nn.Module | None:
+        return self._model
+
+    @property
+    def _base_model(self) -> torch.nn.Module:
+        return self._ensure_model().model
+
+    def _ensure_model(self) -> torch.nn.Module:
+        if self._model is None:
+            self._model = self._load_model()
+        return self._model
+
+    def to(self, device: str | torch.device) -> "LMMCritic":
+        if self.quantized and resolve_device(device) != self.device:
+            raise ValueError("an 8-/4-bit critic stays on the device it was loaded on; use release() to free it")
+        return super().to(device)
+
+    def release(self) -> None:
+        """Give VRAM back: weights to the CPU, or (8/4-bit, which cannot move) dropped and
+        reloaded on the next `score`."""
+        if not self.quantized:
+            super().release()
+            return
+        self._model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        return resize_to_fit(batch, self.max_side, self._min_side)
+
+    # -- scoring -----------------------------------------------------------------------
+    def _score_batch(self, batch: torch.Tensor, describe: bool) -> list[QualityReport]:
+        model = self._ensure_model()
+        images = list((batch.clamp(0, 1) * 255).round().to(torch.uint8))
+        logits = self._answer_logits(model, images) if self.share_prefix else self._answer_logits_naive(model, images)
+        scores = {item: _expected_score(item, logits[item]) for item in self.items}
+        texts = self._describe(model, images) if describe else [None] * len(images)
+        return [
+            QualityReport(
+                mos=float(scores["mos"][i]),
+                attributes={name: float(scores[name][i]) for name in ATTRIBUTES if name in scores},
+                ai_generated=float(scores["ai_generated"][i]) if "ai_generated" in scores else None,
+                description=texts[i],
+                critic=self.spec,
+            )
+            for i in range(len(images))
+        ]
+
+    def _inputs(self, model: torch.nn.Module, text: str, images: list[torch.Tensor]) -> Any:
+        inputs = self.processor(text=[text] * len(images), images=images, return_tensors="pt")
+        return inputs.to(model.device, dtype=model.dtype)
+
+    def _answer_logits(self, model: torch.nn.Module, images: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Prefill image + shared prompt once; then all question suffixes in one forward
+        pass, packed side by side, each seeing the prefix and itself only."""
+        inputs = self._inputs(model, self._prompts[self.items[0]], images)
+        ids = inputs["input_ids"]
+        first = self._suffixes[0]
+        prefix_len = ids.shape[1] - len(first)
+        if prefix_len <= 0 or ids[0, prefix_len:].tolist() != first:
+            raise RuntimeError(f"critic {self.spec!r}: the processor's tokens do not end with the question suffix")
+        prefix = {key: value[:, :prefix_len] if key in _SEQUENCE_KEYS else value for key, value in inputs.items()}
+        base = model.model
+        out = base(**prefix, use_cache=True)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        # Qwen2-VL's 3-D rope: text after the image continues at position + per-image delta.
+        deltas = base.rope_deltas.to(ids.device) if self.family.startswith("qwen") else None
+        kernel = getattr(base.language_model.config, "_attn_implementation", None)
+        hidden = (self._packed_suffixes if kernel in ("sdpa", "eager") else self._looped_suffixes)(
+            base, cache, prefix_len, deltas, len(images), ids.device, kernel
+        )
+        logits = model.get_output_embeddings()(hidden)  # [B, questions, vocab]
+        return {item: logits[:, q, self._answer_ids[item]].float() for q, item in enumerate(self.items)}
+
+    def _packed_suffixes(self, base, cache, prefix_len, deltas, batch, device, kernel) -> torch.Tensor:
+        lengths = torch.tensor([len(s) for s in self._suffixes], device=device)
+        segment = torch.repeat_interleave(torch.arange(len(lengths), device=device), lengths)
+        offset = torch.arange(len(segment), device=device) - (torch.cumsum(lengths, 0) - lengths)[segment]
+        suffix_ids = torch.tensor([t for s in self._suffixes for t in s], device=device).expand(batch, -1)
+        sees_suffix = (segment[:, None] == segment[None, :]) & (offset[:, None] >= offset[None, :])
+        allowed = torch.cat([sees_suffix.new_ones(len(segment), prefix_len), sees_suffix], dim=1)
+        mask = allowed[None, None].expand(batch, 1, -1, -1)
+        if kernel == "eager":  # additive float mask; SDPA takes the boolean one
+            dtype = base.get_input_embeddings().weight.dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
+        positions = self._suffix_positions(prefix_len + offset, deltas, batch)
+        out = base(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                   **{self._cache_kwarg: cache})
+        return out.last_hidden_state[:, torch.cumsum(lengths, 0) - 1]
+
+    def _looped_suffixes(self, base, cache, prefix_len, deltas, batch, device, kernel) -> torch.Tensor:
+        """For attention kernels without custom masks: one suffix at a time, cropping the
+        cache back to the prefix after each."""
+        hidden = []
+        for suffix in self._suffixes:
+            positions = self._suffix_positions(torch.arange(prefix_len, prefix_len + len(suffix), device=device),
+                                               deltas, batch)
+            suffix_ids = torch.tensor(suffix, device=device).expand(batch, -1)
+            out = base(input_ids=suffix_ids, position_ids=positions, use_cache=True, **{self._cache_kwarg: cache})
+            hidden.append(out.last_hidden_state[:, -1])
+            cache.crop(-len(suffix))
+        return torch.stack(hidden, dim=1)
+
+    @staticmethod
+    def _suffix_positions(positions: torch.Tensor, deltas: torch.Tensor | None, batch: int) -> torch.Tensor:
+        if deltas is None:
+            return positions[None].expand(batch, -1)
+        return (positions[None] + deltas).expand(3, -1, -1)
+
+    def _answer_logits_naive(self, model: torch.nn.Module, images: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One full forward pass per question (how it is usually done)."""
+        logits = {}
+        for item in self.items:
+            out = model(**self._inputs(model, self._prompts[item], images), logits_to_keep=1)
+            logits[item] = out.logits[:, -1, self._answer_ids[item]].float()
+        return logits
+
+    def _describe(self, model: torch.nn.Module, images: list[torch.Tensor]) -> list[str]:
+        text = render_prompt(self.processor, self.profile, self.profile.description_prompt)
+        inputs = self._inputs(model, text, images)
+        tokenizer = self.processor.tokenizer
+        out = model.generate(
+            **inputs, max_new_tokens=self.describe_tokens, do_sample=False, num_beams=1,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        )
+        new = out[:, inputs["input_ids"].shape[1]:]
+        return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def _missing(item: str) -> str:
+    raise ValueError(f"the critic profile has no question for {item!r}")
+
+
+def _choose_items(items: Iterable[str] | str | None, profile: CriticProfile) -> tuple[str, ...]:
+    if items is None:
+        chosen = set(profile.trained_items)
+    elif items == "all":
+        chosen = set(SCORED_ITEMS)
+    else:
+        chosen = {items} if isinstance(items, str) else set(items)
+        unknown = chosen - set(SCORED_ITEMS)
+        if unknown:
+            raise ValueError(f"unknown items {sorted(unknown)}; choose from {list(SCORED_ITEMS)} or 'all'")
+    chosen.add("mos")
+    return tuple(item for item in SCORED_ITEMS if item in chosen)
+
+
+def _question_suffixes(tokenizer: Any, prompts: list[str]) -> list[list[int]]:
+    """Each prompt's tokens after the longest prefix all prompts share (the image and the
+    chat preamble, computed once per batch); each suffix keeps at least its last token."""
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    shared = min(len(e) for e in encoded) - 1
+    for pos in range(shared):
+        if any(e[pos] != encoded[0][pos] for e in encoded[1:]):
+            shared = pos
+            break
+    image_ids = {i for i in (getattr(tokenizer, "image_token_id", None),) if i is not None}
+    if any(image_ids & set(e[shared:]) for e in encoded):
+        raise ValueError("the questions must come after the image in the prompt (image tokens found in a question)")
+    return [e[shared:] for e in encoded]
+
+
+def _expected_score(item: str, logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over just the answer words: levels → 5..1 expectation; AI words → P(AI)."""
+    probs = logits.softmax(dim=-1)
+    if item == "ai_generated":
+        return probs[:, 0].cpu()
+    weights = torch.arange(5, 0, -1, dtype=probs.dtype, device=probs.device)
+    return (probs @ weights).cpu()
