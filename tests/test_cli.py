@@ -139,3 +139,22 @@ def test_demo_end_to_end(tmp_path):
     assert {r["damage"] for r in records} == {None, "gaussian_blur", "gaussian_noise"}
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.width >= 192 and sheet.height >= 192
+
+
+def test_score_passes_lmm_options_to_the_critic(folder, tmp_path):
+    """--items and --critic-option reach an LMM critic loaded from a checkpoint folder."""
+    from visualcritic_core.tiny_models import build_tiny_checkpoint
+
+    checkpoint = build_tiny_checkpoint("llava", tmp_path / "tiny_llava")
+    result = run_cli("score", "--json", "--critic", checkpoint, "--items", "all",
+                     "--critic-option", "describe_tokens=4", folder / "sharp_red.png")
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert all(row["attributes"][name] is not None for name in row["attributes"])
+    assert row["ai_generated"] is not None
+
+    only_mos = run_cli("score", "--json", "--critic", checkpoint, "--items", "mos", folder / "sharp_red.png")
+    assert all(value is None for value in json.loads(only_mos.stdout)["attributes"].values())
+
+    bad = run_cli("score", "--critic", checkpoint, "--critic-option", "no_equals_sign", folder / "sharp_red.png")
+    assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr

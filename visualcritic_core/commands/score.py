@@ -30,6 +30,12 @@ def add_critic_arguments(parser: argparse.ArgumentParser) -> None:
                         help="images per batch (default: the critic's own)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar on stderr (default: when stderr is a terminal)")
+    parser.add_argument("--quantization", choices=("8bit", "4bit"), default=None,
+                        help="LMM critics: load 8-bit or 4-bit weights (needs bitsandbytes and CUDA)")
+    parser.add_argument("--items", default=None, metavar="LIST",
+                        help="LMM critics: comma-separated items to ask (mos, an attribute, ai_generated) or 'all'")
+    parser.add_argument("--critic-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other critic option (VALUE read as JSON when it parses, else as text)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +55,24 @@ def error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
+def critic_options(args: argparse.Namespace) -> dict:
+    """The extra keyword options `load_critic` gets from --quantization, --items, --critic-option."""
+    options: dict = {}
+    if args.quantization:
+        options["quantization"] = args.quantization
+    if args.items:
+        options["items"] = "all" if args.items.strip() == "all" else [i.strip() for i in args.items.split(",") if i.strip()]
+    for item in args.critic_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--critic-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
 def load_critic_from_args(args: argparse.Namespace):
     """The critic the options name, or None after printing why it could not be loaded."""
     from ..registry import load_critic
@@ -57,8 +81,8 @@ def load_critic_from_args(args: argparse.Namespace):
         error(f"--batch-size must be at least 1, got {args.batch_size}")
         return None
     try:
-        return load_critic(args.critic, device=args.device, dtype=args.dtype)
-    except (ValueError, ImportError, OSError) as err:
+        return load_critic(args.critic, device=args.device, dtype=args.dtype, **critic_options(args))
+    except (ValueError, TypeError, ImportError, OSError) as err:
         error(f"cannot load critic {args.critic!r}: {err}")
         return None
 
