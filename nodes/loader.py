@@ -1,0 +1,156 @@
+"""VisualCriticLoader: pick a critic once, keep it cached, let ComfyUI manage its VRAM."""
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+
+import torch
+
+from visualcritic_core.registry import available_critics, load_critic
+
+from .common import CATEGORY, CRITIC_TYPE, CriticHandle
+
+_log = logging.getLogger("VisualCritic")
+MODEL_FOLDER = "visualcritic"
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+QUANTIZATION = ("none", "8bit", "4bit")
+_CACHE: "OrderedDict[tuple, CriticHandle]" = OrderedDict()
+_CACHE_SIZE = 2
+"""Critics kept between runs (least recently used dropped first): switching back and forth
+between two critics never reloads either."""
+
+
+def model_folders() -> list[str]:
+    """The `visualcritic` model folders, registering ComfyUI's default `models/visualcritic`
+    (extra_model_paths.yaml entries named `visualcritic:` come on top)."""
+    import folder_paths
+
+    default = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+    known = folder_paths.folder_names_and_paths.get(MODEL_FOLDER)
+    if known is None or default not in known[0]:
+        folder_paths.add_model_folder_path(MODEL_FOLDER, default)
+    return folder_paths.get_folder_paths(MODEL_FOLDER)
+
+
+def find_checkpoints() -> dict[str, str]:
+    """Checkpoint folder name → path, for every subfolder of the model folders (first wins)."""
+    found: dict[str, str] = {}
+    for root in model_folders():
+        if not os.path.isdir(root):
+            continue
+        for name in sorted(os.listdir(root)):
+            path = os.path.join(root, name)
+            if os.path.isdir(path) and not name.startswith("."):
+                found.setdefault(name, path)
+    return found
+
+
+def device_choices() -> list[str]:
+    choices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        choices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        choices.append("mps")
+    return choices
+
+
+def _auto_dtype(device: torch.device) -> str | None:
+    """ComfyUI's own half-precision judgement for the device; None (critic default) on CPU."""
+    import comfy.model_management as mm
+
+    if device.type == "cpu":
+        return None
+    if mm.should_use_bf16(device):
+        return "bfloat16"
+    if mm.should_use_fp16(device):
+        return "float16"
+    return None
+
+
+class _Holder(torch.nn.Module):
+    """Container given to ModelPatcher: ComfyUI sets bookkeeping attributes (e.g. `device`)
+    on the module it manages, which a transformers model does not allow on itself."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+
+class VisualCriticLoader:
+    DESCRIPTION = (
+        "Loads a VisualCritic image-quality critic: the built-in 'signal' critic (no download), "
+        "a checkpoint folder under models/visualcritic/, or a hub id / folder path typed in "
+        "'hub_id_or_path'. Cached between runs; its VRAM is managed by ComfyUI like any model."
+    )
+    CATEGORY = CATEGORY
+    RETURN_TYPES = (CRITIC_TYPE,)
+    RETURN_NAMES = ("critic",)
+    OUTPUT_TOOLTIPS = ("The loaded critic, for the Score, Rerank and gated-sampler nodes.",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        choices = list(available_critics()) + sorted(find_checkpoints())
+        return {
+            "required": {
+                "critic": (choices, {"default": "signal", "tooltip": "A built-in critic or a checkpoint folder found in models/visualcritic/."}),
+                "hub_id_or_path": ("STRING", {"default": "", "tooltip": "When not empty, used instead of 'critic': a hub id like owner/name, or a checkpoint folder path."}),
+                "device": (device_choices(), {"default": "auto", "tooltip": "auto: ComfyUI's device, with the weights offloaded when VRAM is needed elsewhere."}),
+                "dtype": (list(DTYPES), {"default": "auto", "tooltip": "auto: half precision where ComfyUI would use it, float32 on the CPU."}),
+                "quantization": (list(QUANTIZATION), {"default": "none", "tooltip": "8bit/4bit load LMM critics with bitsandbytes (CUDA only); such weights stay on their device."}),
+            }
+        }
+
+    def load(self, critic: str, hub_id_or_path: str, device: str, dtype: str, quantization: str):
+        spec = self._resolve_spec(critic, hub_id_or_path)
+        key = (spec, device, dtype, quantization)
+        handle = _CACHE.get(key)
+        if handle is None:
+            handle = self._build(spec, device, dtype, quantization)
+            _log.info("VisualCritic: loaded critic %r (device %s, dtype %s, quantization %s): %r", spec, device, dtype, quantization, handle)
+            _CACHE[key] = handle
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        _CACHE.move_to_end(key)
+        return (handle,)
+
+    @staticmethod
+    def _resolve_spec(critic: str, hub_id_or_path: str) -> str:
+        typed = hub_id_or_path.strip()
+        if typed:
+            path = os.path.abspath(os.path.expanduser(typed))
+            if os.path.isdir(path):
+                return path
+            if typed.startswith((".", "~", "/", "\\")) or "\\" in typed or typed.count("/") > 1:
+                raise ValueError(f"hub_id_or_path: checkpoint folder {typed!r} does not exist")
+            return typed  # a hub id or a registered name; load_critic says if it is neither
+        if critic in available_critics():
+            return critic
+        folders = find_checkpoints()
+        if critic not in folders:
+            raise ValueError(
+                f"critic: no checkpoint folder {critic!r} in {model_folders()}; "
+                f"found: {sorted(folders) or 'none'}"
+            )
+        return folders[critic]
+
+    @staticmethod
+    def _build(spec: str, device: str, dtype: str, quantization: str) -> CriticHandle:
+        import comfy.model_management as mm
+        import comfy.model_patcher
+
+        load_device = mm.get_torch_device() if device == "auto" else torch.device(device)
+        options = {} if quantization == "none" else {"quantization": quantization}
+        chosen_dtype = _auto_dtype(load_device) if dtype == "auto" else dtype
+        if quantization != "none":
+            # bitsandbytes weights are placed once and cannot be moved afterwards.
+            return CriticHandle(load_critic(spec, device=load_device, dtype=chosen_dtype, **options))
+        offload_device = mm.unet_offload_device() if device == "auto" else load_device
+        critic = load_critic(spec, device=offload_device, dtype=chosen_dtype)
+        module = critic.torch_module
+        if module is None:
+            critic.to(load_device)
+            return CriticHandle(critic)
+        patcher = comfy.model_patcher.ModelPatcher(_Holder(module), load_device=load_device, offload_device=offload_device)
+        return CriticHandle(critic, patcher)

@@ -1,0 +1,138 @@
+"""The pack without a ComfyUI server: cheap import, optional dependencies, node logic."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from visualcritic_core import QualityReport
+
+from .server import REPO
+
+NODES = {"VisualCriticLoader", "VisualCriticScore", "VisualCriticRerank", "VisualCriticGatedKSampler",
+         "VisualCriticReport", "VisualCriticPromptFeedback"}
+IMPORT_PACK = f"""
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location(
+    "comfyui_visualcritic", {str(REPO / '__init__.py')!r}, submodule_search_locations=[{str(REPO)!r}])
+pack = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = pack
+spec.loader.exec_module(pack)
+"""
+
+
+def _run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd="/", capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_importing_the_pack_is_cheap_and_needs_no_comfyui():
+    out = _run(IMPORT_PACK + """
+print(sorted(pack.NODE_CLASS_MAPPINGS))
+print(sorted(pack.NODE_DISPLAY_NAME_MAPPINGS.values()))
+print([m for m in ("transformers", "diffusers", "comfy", "folder_paths", "nodes", "bitsandbytes", "peft") if m in sys.modules])
+""").splitlines()
+    assert eval(out[0]) == sorted(NODES)
+    assert all(name.startswith("VisualCritic") for name in eval(out[1]))
+    assert eval(out[2]) == []
+
+
+def test_missing_optional_dependencies_do_not_stop_the_pack_loading():
+    out = _run("""
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("transformers", "diffusers", "bitsandbytes", "peft", "accelerate", "skimage"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Missing())
+""" + IMPORT_PACK + "print(len(pack.NODE_CLASS_MAPPINGS))")
+    assert out.strip() == str(len(NODES))
+
+
+@pytest.fixture(scope="module")
+def pack_nodes():
+    name = "comfyui_visualcritic_under_test"
+    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module.NODE_CLASS_MAPPINGS
+    finally:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
+
+
+def _report(mos, sharpness=3.0, noisiness=2.0, ai=0.5):
+    return QualityReport(mos=mos, attributes={"sharpness": sharpness, "noisiness": noisiness}, ai_generated=ai, critic="test")
+
+
+def _widgets(pack_nodes, **changes):
+    required = pack_nodes["VisualCriticRerank"].INPUT_TYPES()["required"]
+    values = {k: v[1]["default"] for k, v in required.items() if k != "images"}
+    values.update(changes)
+    return values
+
+
+def test_rerank_sorts_by_the_objective_and_carries_latents_and_masks(pack_nodes):
+    images = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 8, 8, 3).clone() / 4
+    reports = [_report(2.0, sharpness=5.0), _report(4.0, sharpness=1.0), _report(3.0), _report(3.5, sharpness=4.0)]
+    latent = {"samples": torch.arange(4.0).view(4, 1, 1, 1).expand(4, 4, 2, 2).clone(), "batch_index": [10, 11, 12, 13]}
+    mask = torch.arange(4.0).view(4, 1, 1).expand(4, 8, 8).clone()
+    rerank = pack_nodes["VisualCriticRerank"]()
+    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=3), reports=reports, latent=latent, mask=mask)["result"]
+    picked, lat, msk, indices, scores, kept = out
+    assert indices == [1, 3, 2]  # MOS alone
+    assert scores == [4.0, 3.5, 3.0]
+    assert torch.equal(picked[:, 0, 0, 0], torch.tensor([1, 3, 2]) / 4)
+    assert lat["samples"][:, 0, 0, 0].tolist() == [1, 3, 2] and lat["batch_index"] == [11, 13, 12]
+    assert msk[:, 0, 0].tolist() == [1, 3, 2]
+    assert kept == [reports[i] for i in indices]
+    # sharpness weighted in: the sharp ones win
+    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=0, sharpness_weight=2.0), reports=reports)["result"]
+    assert out[3] == [0, 3, 2, 1]  # (mos + 2·sharpness) / 3: 4.0, 3.83, 3.0, 2.0
+    # the text form replaces the widgets
+    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=1), reports=reports, objective_text="sharpness=1")["result"]
+    assert out[3] == [0]
+
+
+def test_rerank_minimums_drop_failures_but_keep_one(pack_nodes):
+    images = torch.rand(3, 8, 8, 3)
+    reports = [_report(2.0), _report(3.2), _report(3.9)]
+    rerank = pack_nodes["VisualCriticRerank"]()
+    assert rerank.rerank(images, **_widgets(pack_nodes, top_k=0, min_mos=3.0), reports=reports)["result"][3] == [2, 1]
+    result = rerank.rerank(images, **_widgets(pack_nodes, top_k=0, min_mos=4.5), reports=reports)
+    assert result["result"][3] == [2]
+    assert any("no image passes" in line for line in result["ui"]["text"])
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda r, w: r.rerank(torch.rand(3, 8, 8, 3), **w, reports=[_report(3.0)] * 2), ["reports", "2 reports", "3 images"]),
+    (lambda r, w: r.rerank(torch.rand(0, 8, 8, 3), **w, reports=[]), ["images", "empty batch"]),
+    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **w), ["reports", "critic"]),
+    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **w, reports=[_report(3.0)] * 2,
+                           latent={"samples": torch.zeros(3, 4, 1, 1)}), ["latent", "3", "2 images"]),
+    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **w, reports=[_report(3.0)] * 2, objective_text="mos=x"), ["objective_text"]),
+    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **{**w, "mos_weight": 0.0}, reports=[_report(3.0)] * 2), ["no weight"]),
+])
+def test_rerank_bad_input_names_the_culprit(pack_nodes, call, words):
+    with pytest.raises(ValueError) as err:
+        call(pack_nodes["VisualCriticRerank"](), _widgets(pack_nodes))
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_prompt_feedback_revises_from_the_reports(pack_nodes):
+    node = pack_nodes["VisualCriticPromptFeedback"]()
+    blurry = [_report(2.0, sharpness=1.5), _report(2.4, sharpness=1.8)]
+    positive, negative, reasons, steps_factor, cfg_delta = node.revise(blurry, "a cat", "text")["result"]
+    assert positive.startswith("a cat, ") and "sharp" in positive
+    assert negative.startswith("text, ") and "blurry" in negative
+    assert "soft or blurred" in reasons and steps_factor > 1.0
+    with pytest.raises(ValueError, match="reports"):
+        node.revise([], "a", "b")

@@ -1,0 +1,286 @@
+"""The node pack on a real ComfyUI server: listing, the three workflows, errors."""
+from __future__ import annotations
+
+import copy
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from visualcritic_core import Objective, load_critic
+from visualcritic_core.damage import apply_damage, sample_photos
+
+from .server import WORKFLOWS, load_workflow, with_tiny_model
+
+NODES = ("VisualCriticLoader", "VisualCriticScore", "VisualCriticRerank", "VisualCriticGatedKSampler",
+         "VisualCriticReport", "VisualCriticPromptFeedback")
+WORKFLOW_NAMES = ("visualcritic_best_of_n", "visualcritic_gated_regeneration", "visualcritic_score_and_sort")
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+
+def read_png(path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def as_batch(arrays: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(arrays)).float() / 255.0
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy):
+    (comfy.models / "visualcritic" / "my_critic").mkdir(exist_ok=True)
+    return comfy.get("/object_info")
+
+
+def test_object_info_lists_every_node_with_its_inputs(object_info):
+    for name in NODES:
+        info = object_info[name]
+        assert info["category"] == "VisualCritic"
+        assert info["display_name"].startswith("VisualCritic")
+        assert info["description"]
+    loader = object_info["VisualCriticLoader"]["input"]["required"]
+    assert {"signal", "my_critic"} <= set(loader["critic"][0])  # folders under models/visualcritic
+    assert loader["device"][0][:2] == ["auto", "cpu"]
+    assert loader["quantization"][0] == ["none", "8bit", "4bit"]
+    assert object_info["VisualCriticLoader"]["output"] == ["CRITIC"]
+    score = object_info["VisualCriticScore"]
+    assert set(score["input"]["required"]) == {"images", "critic", "describe"}
+    assert score["output"][0] == "VC_REPORT" and score["output_name"][1] == "mos"
+    rerank = object_info["VisualCriticRerank"]["input"]
+    assert {"mos_weight", "sharpness_weight", "sharpness_target", "photo_preference", "min_mos", "top_k"} <= set(rerank["required"])
+    assert set(rerank["optional"]) == {"reports", "critic", "latent", "mask", "objective_text"}
+    gated = object_info["VisualCriticGatedKSampler"]
+    ksampler = object_info["KSampler"]["input"]["required"]
+    assert set(ksampler) <= set(gated["input"]["required"])
+    assert gated["input"]["required"]["sampler_name"][0] == ksampler["sampler_name"][0]
+    assert gated["output_name"] == ["image", "latent", "seed", "score", "attempts", "candidates", "reports"]
+
+
+def _widget_names(info: dict) -> list[str]:
+    """The node's widget inputs in the order the UI stores their values."""
+    names = []
+    for section in ("required", "optional"):
+        for name, spec in info["input"].get(section, {}).items():
+            is_widget = isinstance(spec[0], list) or (spec[0] in WIDGET_TYPES and not (len(spec) > 1 and spec[1].get("forceInput")))
+            if is_widget:
+                names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
+def test_ui_workflow_matches_its_api_twin(object_info, name):
+    ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    api = load_workflow(name)
+    example = WORKFLOWS.parent / "example_workflows"  # what ComfyUI's template browser lists: UI files only
+    assert json.loads((example / f"{name}.json").read_text()) == ui
+    assert sorted(p.name for p in example.iterdir()) == sorted(f"{n}.json" for n in WORKFLOW_NAMES)
+    nodes = {str(n["id"]): n for n in ui["nodes"]}
+    assert set(nodes) == set(api)
+    links = {link[0]: link for link in ui["links"]}
+    assert ui["last_link_id"] == max(links) and ui["last_node_id"] == max(map(int, nodes))
+    for node_id, node in api.items():
+        ui_node = nodes[node_id]
+        assert ui_node["type"] == node["class_type"]
+        info = object_info[node["class_type"]]
+        linked = {k for k, v in node["inputs"].items() if isinstance(v, list)}
+        for input_name in linked:  # every API link is the same UI link, slot for slot
+            src, slot = node["inputs"][input_name]
+            (ui_input,) = [i for i in ui_node["inputs"] if i["name"] == input_name]
+            link = links[ui_input["link"]]
+            assert link[1:4] == [int(src), slot, int(node_id)]
+            assert ui_node["inputs"][link[4]]["name"] == input_name
+            assert link[5] == object_info[api[str(src)]["class_type"]]["output"][slot]
+            assert link[0] in nodes[str(src)]["outputs"][slot]["links"]
+        values = iter(ui_node["widgets_values"])
+        for widget in _widget_names(info):
+            value = next(values)
+            assert node["inputs"][widget] == value, (name, node_id, widget)
+            if widget in ("seed", "noise_seed"):
+                assert next(values) in ("fixed", "randomize", "increment", "decrement")
+    positions = [tuple(n["pos"]) for n in ui["nodes"]]
+    assert len(set(positions)) == len(positions)
+
+
+def test_best_of_n_puts_the_top_scored_image_first(comfy):
+    prompt = with_tiny_model(load_workflow("visualcritic_best_of_n"))
+    prompt["99"] = {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "raw_candidates"}}
+    entry = comfy.run(prompt)
+    outputs = entry["outputs"]
+    assert len(outputs["8"]["reports"]) == 4  # every image of the batch is scored
+    assert len({r["mos"] for r in outputs["8"]["reports"]}) > 1
+    indices, scores = outputs["9"]["indices"], outputs["9"]["scores"]
+    assert len(indices) == 1
+    raw = [read_png(p) for p in comfy.saved_images(entry, "99")]
+    best = read_png(comfy.saved_images(entry, "10")[0])
+    assert np.array_equal(best, raw[indices[0]])
+    # Judged again from the saved files, the image Rerank put first is still the top one.
+    inputs = prompt["9"]["inputs"]
+    objective = Objective(inputs["mos_weight"], {"sharpness": inputs["sharpness_weight"], "noisiness": inputs["noisiness_weight"]})
+    reread = [objective.score(r) for r in load_critic("signal").score(as_batch(raw))]
+    assert reread[indices[0]] >= max(reread) - 0.02, (reread, indices)
+    assert abs(reread[indices[0]] - scores[0]) < 0.1
+    overlaid = [read_png(p) for p in comfy.saved_images(entry, "12")]
+    assert len(overlaid) == 4
+    for shown, plain in zip(overlaid, raw):
+        assert shown.shape == plain.shape and not np.array_equal(shown, plain)
+
+
+def _gated(threshold: float, max_attempts: int, per_attempt: int, sampler: str = "euler_ancestral") -> dict:
+    prompt = with_tiny_model(load_workflow("visualcritic_gated_regeneration"))
+    prompt["6"]["inputs"].update(threshold=threshold, max_attempts=max_attempts, candidates_per_attempt=per_attempt,
+                                 sampler_name=sampler, seed=1234)
+    prompt["99"] = {"class_type": "SaveImage", "inputs": {"images": ["6", 5], "filename_prefix": "gated_raw"}}
+    return prompt
+
+
+def test_gated_sampler_stops_as_soon_as_the_threshold_is_met(comfy):
+    entry = comfy.run(_gated(threshold=1.0, max_attempts=3, per_attempt=1))
+    ui = entry["outputs"]["6"]
+    assert ui["attempts"] == [1] and ui["seeds"] == [1234]
+    assert len(comfy.saved_images(entry, "99")) == 1
+    feedback = entry["outputs"]["10"]["text"]
+    assert feedback[1].startswith(load_workflow("visualcritic_gated_regeneration")["10"]["inputs"]["positive"])
+
+
+def test_gated_sampler_uses_every_attempt_and_each_seed_reproduces_its_image(comfy):
+    prompt = _gated(threshold=5.0, max_attempts=2, per_attempt=2)
+    entry = comfy.run(prompt)
+    ui = entry["outputs"]["6"]
+    assert ui["attempts"] == [2]
+    assert ui["seeds"] == list(range(1234, 1238))
+    assert ui["scores"][ui["best"][0]] == max(ui["scores"])
+    candidates = [read_png(p) for p in comfy.saved_images(entry, "99")]
+    assert len(candidates) == 4
+    best = read_png(comfy.saved_images(entry, "7")[0])
+    assert np.array_equal(best, candidates[ui["best"][0]])
+    assert len(comfy.saved_images(entry, "9")) == 4  # every candidate with its scores drawn on
+
+    # A plain KSampler with a reported seed alone gives the same image.
+    g = prompt["6"]["inputs"]
+    plain = {key: copy.deepcopy(prompt[key]) for key in ("1", "2", "3", "4")}
+    for n, k in enumerate((ui["best"][0], 3)):
+        plain[f"s{n}"] = {"class_type": "KSampler", "inputs": {
+            "model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
+            "seed": ui["seeds"][k], **{x: g[x] for x in ("steps", "cfg", "sampler_name", "scheduler", "denoise")}}}
+        plain[f"d{n}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"s{n}", 0], "vae": ["1", 2]}}
+        plain[f"o{n}"] = {"class_type": "SaveImage", "inputs": {"images": [f"d{n}", 0], "filename_prefix": f"plain{n}"}}
+    replay = comfy.run(plain)
+    for n, k in enumerate((ui["best"][0], 3)):
+        assert np.array_equal(read_png(comfy.saved_images(replay, f"o{n}")[0]), candidates[k]), f"seed {ui['seeds'][k]}"
+    assert not np.array_equal(candidates[0], candidates[1])
+
+
+def test_score_and_sort_orders_loaded_photos_by_quality(comfy):
+    photo = sample_photos(size=128)["astronaut"][None]
+    batch = [apply_damage(photo, "gaussian_blur", 5), photo, apply_damage(photo, "gaussian_noise", 5)]
+    for i, image in enumerate(batch, start=1):
+        array = (image[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        Image.fromarray(array).save(comfy.input / f"photo_{i}.png")
+    entry = comfy.run(load_workflow("visualcritic_score_and_sort"))
+    ui = entry["outputs"]["8"]
+    assert sorted(ui["indices"]) == [0, 1, 2]
+    assert ui["scores"] == sorted(ui["scores"], reverse=True)
+    assert ui["indices"][0] == 1  # the undamaged photo first
+    mos = [r["mos"] for r in entry["outputs"]["7"]["reports"]]
+    assert ui["scores"] == pytest.approx(sorted(mos, reverse=True))
+    shown = [read_png(p) for p in comfy.saved_images(entry, "10")]
+    inputs = [read_png(comfy.input / f"photo_{i + 1}.png") for i in ui["indices"]]
+    for drawn, plain in zip(shown, inputs):
+        assert drawn.shape == plain.shape and not np.array_equal(drawn, plain)
+        # outside the score panel the picture is the input image, in the sorted order
+        assert np.abs(drawn[-16:, -16:].astype(int) - plain[-16:, -16:]).max() <= 1
+
+
+def _score_graph(image_node: dict, loader: dict | None = None) -> dict:
+    return {
+        "1": image_node,
+        "2": {"class_type": "VisualCriticLoader", "inputs": loader or {
+            "critic": "signal", "hub_id_or_path": "", "device": "auto", "dtype": "auto", "quantization": "none"}},
+        "3": {"class_type": "VisualCriticScore", "inputs": {"images": ["1", 0], "critic": ["2", 0], "describe": False}},
+    }
+
+
+LOADER = {"critic": "signal", "hub_id_or_path": "", "device": "cpu", "dtype": "auto", "quantization": "none"}
+
+
+@pytest.mark.parametrize("graph, node_type, words", [
+    (_score_graph({"class_type": "VCTestBadImage", "inputs": {"kind": "empty"}}), "VisualCriticScore", ["images", "empty batch"]),
+    (_score_graph({"class_type": "VCTestBadImage", "inputs": {"kind": "nan"}}), "VisualCriticScore", ["images", "[1]", "NaN"]),
+    (_score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+                  {**LOADER, "hub_id_or_path": "/no/such/critic_folder"}), "VisualCriticLoader", ["/no/such/critic_folder", "does not exist"]),
+    ({**_score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0}}, LOADER),
+      "4": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 3, "color": 0}},
+      "5": {"class_type": "VisualCriticReport", "inputs": {"images": ["4", 0], "reports": ["3", 0]}},
+      "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "bad"}}},
+     "VisualCriticReport", ["reports", "2 reports", "3 images"]),
+], ids=["empty-batch", "nan-image", "missing-model-folder", "reports-count"])
+def test_bad_input_is_a_node_error_and_the_server_goes_on(comfy, graph, node_type, words):
+    entry = comfy.run(graph, expect_success=False)
+    assert entry["status"]["status_str"] == "error"
+    error = comfy.error_of(entry)
+    assert error["node_type"] == node_type
+    for word in words:
+        assert word in error["exception_message"], error["exception_message"]
+    good = comfy.run(_score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 8421504}}, LOADER))
+    assert len(good["outputs"]["3"]["reports"]) == 1
+
+
+def test_empty_model_folder_is_a_node_error(comfy, object_info):
+    graph = _score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+                         {**LOADER, "critic": "my_critic"})
+    entry = comfy.run(graph, expect_success=False)
+    error = comfy.error_of(entry)
+    assert error["node_type"] == "VisualCriticLoader"
+    assert "my_critic" in error["exception_message"]
+
+
+def test_lmm_checkpoint_folder_is_listed_loaded_and_scores(comfy):
+    """A (tiny, random-weight) LLaVA checkpoint under models/visualcritic/ is a choice of the
+    Loader and runs through ComfyUI's model management, with descriptions."""
+    from visualcritic_core.tiny_models import build_tiny_checkpoint
+
+    build_tiny_checkpoint("llava", comfy.models / "visualcritic" / "tiny_llava", seed=0)
+    choices = comfy.get("/object_info/VisualCriticLoader")["VisualCriticLoader"]["input"]["required"]["critic"][0]
+    assert "tiny_llava" in choices
+    graph = _score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 3355443}},
+                         {"critic": "tiny_llava", "hub_id_or_path": "", "device": "auto", "dtype": "auto", "quantization": "none"})
+    graph["3"]["inputs"]["describe"] = True
+    reports = comfy.run(graph)["outputs"]["3"]["reports"]
+    assert len(reports) == 2
+    for report in reports:
+        assert report["critic"].endswith("tiny_llava")
+        assert isinstance(report["description"], str) and 1 <= report["mos"] <= 5
+        assert report["ai_generated"] is not None
+
+
+def test_interrupt_stops_the_gated_sampler_and_the_server_goes_on(comfy):
+    prompt = _gated(threshold=5.0, max_attempts=500, per_attempt=1)
+    prompt["6"]["inputs"]["seed"] = 777  # not cached from earlier runs
+    started = time.monotonic()
+    prompt_id = comfy.queue(prompt)
+    while not comfy.get("/queue")["queue_running"]:
+        time.sleep(0.05)
+    time.sleep(2.0)  # well inside the sampling loop
+    assert comfy.post("/interrupt") == 200
+    entry = comfy.wait(prompt_id, expect_success=False)
+    assert time.monotonic() - started < 60
+    assert entry["status"]["status_str"] == "error"
+    assert any(kind == "execution_interrupted" for kind, _ in entry["status"]["messages"])
+    assert "6" not in entry["outputs"]
+    assert comfy.run(_gated(threshold=1.0, max_attempts=2, per_attempt=1))["outputs"]["6"]["attempts"] == [1]
+
+
+def test_the_loader_keeps_its_critic_between_prompts(comfy):
+    loader = {**LOADER, "dtype": "float32"}
+    for node_id, color in (("41", 0), ("42", 255), ("43", 65280)):  # new node ids: ComfyUI cannot reuse its own output
+        graph = _score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": color}}, loader)
+        graph[node_id] = graph.pop("2")
+        graph["3"]["inputs"]["critic"] = [node_id, 0]
+        comfy.run(graph)
+    loads = [line for line in comfy.tail_log(10**7).splitlines()
+             if "VisualCritic: loaded critic 'signal' (device cpu, dtype float32" in line]
+    assert len(loads) == 1, loads
