@@ -8,6 +8,7 @@ Bad input raises `ImageInputError` naming which image and what is wrong.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -94,16 +95,18 @@ def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None
             return name
         return f"image {first_index + int(bad.flatten(1).any(1).nonzero()[0])}"
 
-    finite = torch.isfinite(data)
-    if not finite.all():
-        raise ImageInputError(f"{culprit(~finite)}: contains NaN or infinite values")
-    too_big = data > 1.5
-    if too_big.any():
+    if data.numel() == 0:
+        return data
+    # One pass for the common, valid case: NaN propagates into the min/max, inf shows in them.
+    low, high = (float(v) for v in torch.aminmax(data))
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ImageInputError(f"{culprit(~torch.isfinite(data))}: contains NaN or infinite values")
+    if high > 1.5:
         raise ImageInputError(
-            f"{culprit(too_big)}: float values up to {data.max().item():.4g}, expected 0..1 "
+            f"{culprit(data > 1.5)}: float values up to {high:.4g}, expected 0..1 "
             "(divide 0..255 data by 255, or pass uint8)"
         )
-    return data.clamp(0.0, 1.0)
+    return data.clamp(0.0, 1.0)  # also the copy that keeps every batch the critic's own
 
 
 def _finish_channels(chw: torch.Tensor, name: str) -> torch.Tensor:
@@ -193,6 +196,11 @@ def _iter_single_images(images: Any, max_side: int | None) -> Iterator[torch.Ten
             raise ImageInputError(f"{name}: cannot read {type(item).__name__} as an image")
 
 
+def _join(parts: list[torch.Tensor]) -> torch.Tensor:
+    """One batch from its pieces; a batch that is already one piece is not copied."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def iter_batches(
     images: Any,
     batch_size: int,
@@ -213,7 +221,7 @@ def iter_batches(
         block = prepare(block) if prepare is not None else block
         for part in block.split(batch_size):
             if pending and part.shape[1:] != pending[0].shape[1:]:
-                yield torch.cat(pending)
+                yield _join(pending)
                 pending, pending_count = [], 0
             while part.shape[0]:
                 take = batch_size - pending_count
@@ -221,10 +229,10 @@ def iter_batches(
                 pending_count += pending[-1].shape[0]
                 part = part[take:]
                 if pending_count == batch_size:
-                    yield torch.cat(pending)
+                    yield _join(pending)
                     pending, pending_count = [], 0
     if pending:
-        yield torch.cat(pending)
+        yield _join(pending)
 
 
 def resize_to_fit(batch: torch.Tensor, max_side: int, min_side: int = 1) -> torch.Tensor:
