@@ -58,11 +58,12 @@ def error(message: str) -> None:
 def critic_options(args: argparse.Namespace) -> dict:
     """The extra keyword options `load_critic` gets from --quantization, --items, --critic-option."""
     options: dict = {}
-    if args.quantization:
-        options["quantization"] = args.quantization
-    if args.items:
-        options["items"] = "all" if args.items.strip() == "all" else [i.strip() for i in args.items.split(",") if i.strip()]
-    for item in args.critic_option:
+    quantization, items = getattr(args, "quantization", None), getattr(args, "items", None)
+    if quantization:
+        options["quantization"] = quantization
+    if items:
+        options["items"] = "all" if items.strip() == "all" else [i.strip() for i in items.split(",") if i.strip()]
+    for item in getattr(args, "critic_option", ()):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--critic-option {item!r}: expected KEY=VALUE")
