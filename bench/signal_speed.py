@@ -5,11 +5,14 @@ variance (sharpness), Hasler–Süsstrunk colourfulness, scikit-image `estimate_
 (noise) and luminance mean/std (brightness/contrast). It needs scikit-image, PyWavelets and,
 for the Laplacian, OpenCV (`pip install opencv-python-headless`; scipy.ndimage otherwise).
 
-    python bench/signal_speed.py --size 512 --count 64 --batch-size 16
+    python bench/signal_speed.py --size 512 --count 64 --batch-size 16 --threads 1 0
     python bench/signal_speed.py --device cuda --size 1024 --count 1024 --batch-size 128
 
-Images start on the scoring device, so on a GPU the critic's own downscaling to its
-working size (512 px by default) is part of what is timed, as it would be in use.
+Both are timed on the same float images (the critic gets them as one tensor, the recipe
+as uint8 arrays, one at a time, as it is used). Repeats alternate between the two, so a
+busy machine slows both alike, and the best repeat of each is reported. Images start on
+the scoring device, so on a GPU the critic's own downscaling to its working size (512 px
+by default) is part of what is timed, as it would be in use.
 """
 from __future__ import annotations
 
@@ -66,50 +69,67 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=64, help="images scored")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs; the best is reported")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best is reported")
     parser.add_argument("--max-side", type=int, default=None, help="critic working size (default: its own)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (default 1: like for like with the "
-                             "one-image-at-a-time baseline; 0 keeps torch's default)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0],
+                        help="torch CPU thread counts to time the critic with (1: like for like "
+                             "with the one-image-at-a-time baseline; 0: torch's default)")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()
+    threads = list(dict.fromkeys(t if t > 0 else default_threads for t in args.threads))
     device = resolve_device(args.device)
     images = make_images(args.size, args.count)
     options = {} if args.max_side is None else {"max_side": args.max_side}
     critic = SignalCritic(device=device, **options)
     on_device = images.to(device)
+    arrays = (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    critic.score(on_device[: args.batch_size], batch_size=args.batch_size)  # warm-up
-    best = float("inf")
-    for _ in range(args.repeats):
+    def time_critic(count: int) -> float:
+        torch.set_num_threads(count)
         sync()
         start = time.perf_counter()
         critic.score(on_device, batch_size=args.batch_size)
         sync()
-        best = min(best, time.perf_counter() - start)
-    ours = args.count / best
-    print(f"signal critic   {device.type:5s} {args.size}px batch {args.batch_size} "
-          f"(works at {critic.max_side}px): {ours:8.1f} img/s ({torch.get_num_threads()} threads)")
-    if args.skip_baseline:
-        return
-    arrays = (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
-    classic_recipe(arrays[0])  # warm-up (imports)
-    best = float("inf")
-    for _ in range(args.repeats):
+        return time.perf_counter() - start
+
+    def time_classic() -> float:
         start = time.perf_counter()
         for array in arrays:
             classic_recipe(array)
-        best = min(best, time.perf_counter() - start)
-    classic = args.count / best
-    print(f"classic recipe  cpu   {args.size}px one by one: {classic:8.1f} img/s")
-    print(f"speed-up: {ours / classic:.1f}x")
+        return time.perf_counter() - start
+
+    for count in threads:  # warm-up: imports, calibration caches, allocator, CUDA kernels
+        torch.set_num_threads(count)
+        critic.score(on_device[: args.batch_size], batch_size=args.batch_size)
+    if not args.skip_baseline:
+        classic_recipe(arrays[0])
+    best = {count: float("inf") for count in threads}
+    classic_best = float("inf")
+    for _ in range(args.repeats):
+        if not args.skip_baseline:
+            classic_best = min(classic_best, time_classic())
+        for count in threads:
+            best[count] = min(best[count], time_critic(count))
+    torch.set_num_threads(default_threads)
+
+    classic = args.count / classic_best
+    if not args.skip_baseline:
+        print(f"classic recipe  cpu   {args.size}px one by one: {classic:8.1f} img/s "
+              f"({1000 / classic:6.2f} ms/img)")
+    for count in threads:
+        ours = args.count / best[count]
+        line = (f"signal critic   {device.type:5s} {args.size}px batch {args.batch_size} "
+                f"(works at {critic.max_side}px, {count} thread{'s' * (count > 1)}): "
+                f"{ours:8.1f} img/s ({1000 / ours:6.2f} ms/img)")
+        if not args.skip_baseline:
+            line += f"  speed-up {ours / classic:.1f}x"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from scipy.stats import spearmanr
 
-from visualcritic_core.critics.signal import SignalCritic
+from visualcritic_core.critics import signal as signal_module
+from visualcritic_core.critics.signal import GRID_PERIODS, SignalCritic
 from visualcritic_core.damage import DAMAGE_EFFECTS, DAMAGE_KINDS, apply_damage, sample_photos
 from visualcritic_core.registry import load_critic
 from visualcritic_core.report import ATTRIBUTES
@@ -177,3 +178,82 @@ def test_registry_dtype_and_module(photos):
         SignalCritic(max_side=4)
     with pytest.raises(ValueError, match="colour_boost"):
         SignalCritic(colour_boost=2)
+
+
+# -- the fast paths compute what their simple definitions say -----------------------------
+def _lone_pixel_fraction(luma: torch.Tensor) -> torch.Tensor:
+    """Reference: pixels above or below all 8 (edge-replicated) neighbours by 0.2."""
+    padded = torch.nn.functional.pad(luma, (1, 1, 1, 1), mode="replicate")
+    h, w = luma.shape[-2:]
+    ring = torch.stack([padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                        for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx])
+    lone = ((luma - ring.amax(0)) > 0.2) | ((ring.amin(0) - luma) > 0.2)
+    return lone.flatten(1).double().mean(1)
+
+
+def test_impulse_search_finds_exactly_the_lone_pixels():
+    generator = torch.Generator().manual_seed(3)
+    luma = torch.rand(3, 1, 40, 57, generator=generator) * 0.3 + 0.35
+    specks = torch.rand(luma.shape, generator=generator)
+    luma = torch.where(specks < 0.03, 1.0, torch.where(specks > 0.98, 0.0, luma))
+    luma[0] = 0.5 + 0.005 * torch.rand(luma[0].shape, generator=generator)
+    luma[0, 0, 5:35:6, 5:50:7] += 0.215  # just beyond the 0.2 margin: impulses
+    luma[0, 0, 8:35:6, 8:50:7] -= 0.19  # just within it: not
+    luma[1, 0, 10:20, 10] = 0.9  # a thin line is not an impulse
+    luma[2] = 0.5  # nor is a flat image
+    steps = (luma[..., 1:] - luma[..., :-1]).abs()
+    found = (SignalCritic._impulses(luma, steps).double() * 40 * 57).round()
+    expected = (_lone_pixel_fraction(luma) * 40 * 57).round()  # counts of lone pixels
+    assert expected[0] == 35 and expected[1] > 40 and expected[2] == 0
+    assert torch.equal(found, expected), (found, expected)
+
+
+@pytest.mark.parametrize("length", [31, 100, 511])
+def test_grid_profile_matches_per_period_means(length):
+    generator = torch.Generator().manual_seed(length)
+    across, down = torch.rand(2, 4, length, generator=generator).double()
+    across[1, 2::5] += 1.0  # a 5-px grid across, none down: min over directions stays low
+    across[2, 1::6] += 1.0
+    down[2, 4::6] += 1.0  # a 6-px grid both ways
+    expected = []
+    for period in GRID_PERIODS:
+        per_direction = []
+        for profile in (across, down):
+            n = profile.shape[1] // period
+            if n < 2:
+                per_direction.append(torch.ones(4, dtype=torch.float64))
+                continue
+            phases = profile[:, : n * period].reshape(4, n, period).mean(1)
+            per_direction.append(phases.amax(1) / phases.mean(1))
+        expected.append(torch.minimum(*per_direction))
+    best, index = torch.stack(expected, 1).max(1)
+    strength, period = SignalCritic._grid(across, down)
+    assert torch.allclose(strength, best, rtol=1e-9), (strength, best)
+    assert period.tolist() == [GRID_PERIODS[i] for i in index.tolist()]
+    if length == 511:
+        assert period[2] % 6 == 0 and strength[2] > 1.5  # multiples of the period fit too
+
+
+def test_measurements_do_not_depend_on_cpu_chunks_or_memory_layout(critic, photos, monkeypatch):
+    images = torch.stack([apply_damage(photos["coffee"], kind, 3) for kind in DAMAGE_KINDS[:4]])
+    with torch.inference_mode():
+        monkeypatch.setattr(signal_module, "CPU_CHUNK_PIXELS", 1)
+        one_by_one = critic.measure(images)
+        monkeypatch.setattr(signal_module, "CPU_CHUNK_PIXELS", 1 << 30)
+        together = critic.measure(images)
+        channels_last = critic.measure(images.contiguous(memory_format=torch.channels_last))
+    for name, value in one_by_one.items():
+        assert torch.allclose(value, together[name], rtol=1e-5, atol=1e-7), name
+        assert torch.allclose(value, channels_last[name], rtol=1e-5, atol=1e-7), name
+
+
+def test_mostly_black_photo_still_gets_a_finite_noise_reading(critic, photos):
+    """With under 20% of blocks unclipped, noise comes from the unclipped ones (it used
+    to read as infinite: MOS 1 and noisiness 5 for any such image)."""
+    image = photos["coffee"].clone()
+    image[:, : image.shape[1] * 17 // 20] = 0.01
+    with torch.inference_mode():
+        noise = critic.measure(image[None])["noise"]
+    report = critic.score(image)[0]
+    assert torch.isfinite(noise).all(), noise
+    assert report.attributes["noisiness"] < 5 and report.mos > 1.05, report

@@ -21,6 +21,11 @@ Images are judged at a bounded working size (`max_side`, 512 px by default, the 
 side): what a viewer sees on screen, at a cost independent of the file's size. Very
 small images are enlarged (nearest neighbour) to 32 px so every measurement is defined.
 
+Speed: every measurement reads the full-resolution luma in a handful of shared passes
+(one padded copy, one row difference, one half-resolution copy), global statistics use
+2×2/4×4 means or sampled rows, and on the CPU images are measured a couple at a time, so
+their intermediate planes stay in cache (the work is memory-bound, not arithmetic-bound).
+
 Known limits: smoothing that removes texture without blurring edges (strong denoising,
 WebP at very low quality) is not detected; black-and-white photos read as "dull"
 (MOS about 2.8 at best), as loss of colour is an impairment here; graphics with few flat
@@ -28,6 +33,7 @@ colours read as banded; detail finer than the working size is not seen.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import ClassVar
 
@@ -46,6 +52,7 @@ BLOCK = 8            # blocks for the noise estimate
 NOISE_QUANTILE = 0.2  # flattest fraction of blocks whose residual is read as noise
 GRID_PERIODS = tuple(range(2, 17))  # block/pixel grid periods looked for, px
 NOISE_MARGIN = 2.0  # noise energy removed from fine gradients, ×: err towards "not sharp"
+CPU_CHUNK_PIXELS = 1 << 19  # pixels measured together on the CPU (two 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
 
 
@@ -57,8 +64,8 @@ def _soft(x: torch.Tensor, knee: float) -> torch.Tensor:
 
 class SignalFilters(torch.nn.Module):
     """The fixed filters of the signal critic, as buffers so hosts can move them.
-    (3×3 derivatives and the small blur are written as shifted sums of slices: on the
-    CPU that is several times faster than conv2d with one input channel.)"""
+    (Derivatives and blurs are written as shifted sums of slices: on the CPU that is
+    several times faster than conv2d with one input channel.)"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -68,34 +75,89 @@ class SignalFilters(torch.nn.Module):
         self.register_buffer("gauss", (gauss / gauss.sum()).view(1, 1, 1, 7))
 
 
+# `_directional_energy` works with 8× the Sobel kernels and (gx ± gy)² for the diagonals:
+# these factors bring its four channels back to squared unit-ramp derivatives.
+_ENERGY_SCALE = (1 / 64, 1 / 128, 1 / 64, 1 / 128)
+
+
 def _shifted_pad(x: torch.Tensor, r: int) -> torch.Tensor:
     return F.pad(x, (r, r, r, r), mode="replicate")
 
 
-def _sobel(luma: torch.Tensor, stride: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sobel d/dx, d/dy (divided by 8: a unit ramp gives 1) at every `stride`-th pixel
-    each way (stride 2: a quarter of the work, `[ceil(H/2), ceil(W/2)]`)."""
-    h, w = luma.shape[-2:]
-    p = _shifted_pad(luma, 1)
-    dx = p[..., 2:w + 2:stride] - p[..., 0:w:stride]
-    gx = (dx[..., 0:h:stride, :] + 2 * dx[..., 1:h + 1:stride, :] + dx[..., 2:h + 2:stride, :]) / 8
-    dy = p[..., 2:h + 2:stride, :] - p[..., 0:h:stride, :]
-    gy = (dy[..., 0:w:stride] + 2 * dy[..., 1:w + 1:stride] + dy[..., 2:w + 2:stride]) / 8
-    return gx, gy
+def _luma(image: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma `[B,1,H,W]` in one pass. On the CPU a matrix product reads the
+    three planes once; elsewhere plain arithmetic, as GPU matmuls may run in TF32,
+    too coarse for 8-bit noise."""
+    b, _, h, w = image.shape
+    if image.device.type != "cpu":
+        return (image * weights).sum(1, keepdim=True)
+    if image.is_contiguous():
+        return torch.matmul(weights.view(1, 3), image.view(b, 3, h * w)).view(b, 1, h, w)
+    return torch.matmul(image.permute(0, 2, 3, 1), weights.view(3, 1)).permute(0, 3, 1, 2)
 
 
 def _mean2(x: torch.Tensor) -> torch.Tensor:
     """2×2 block means (a trailing odd row/column is dropped)."""
-    x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
-    return (x[..., ::2, ::2] + x[..., 1::2, ::2] + x[..., ::2, 1::2] + x[..., 1::2, 1::2]) / 4
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    rows = x[..., 0:h:2, :w] + x[..., 1:h:2, :w]
+    return (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
 
 
-def _directional_energy(gx: torch.Tensor, gy: torch.Tensor) -> torch.Tensor:
-    """Squared derivative along 0°, 45°, 90° and 135°, `[B,4,h,w]`:
-    (u·g)² = c²gx² + s²gy² + 2cs·gx·gy."""
-    xx, yy, xy = gx * gx, gy * gy, gx * gy
-    mean = 0.5 * (xx + yy)
-    return torch.cat([xx, mean + xy, yy, mean - xy], 1)
+def _half(luma: torch.Tensor) -> torch.Tensor:
+    """Half-resolution luma `[B,1,ceil(H/2),ceil(W/2)]` (an odd last row/column is
+    averaged with itself)."""
+    h, w = luma.shape[-2:]
+    return _mean2(F.pad(luma, (0, w % 2, 0, h % 2), mode="replicate") if h % 2 or w % 2 else luma)
+
+
+def _directional_energy(padded: torch.Tensor, stride: int) -> torch.Tensor:
+    """Squared derivative along 0°, 45°, 90° and 135° `[B,4,h,w]` of an image given
+    replicate-padded by 1 px, at every `stride`-th pixel each way, from 8× Sobel d/dx
+    and d/dy (gx, gx+gy, gy, gx−gy, squared; `_ENERGY_SCALE` normalises)."""
+    h, w = padded.shape[-2] - 2, padded.shape[-1] - 2
+    dx = padded[..., 2:w + 2:stride] - padded[..., 0:w:stride]
+    dy = padded[..., 2:h + 2:stride, :] - padded[..., 0:h:stride, :]
+    out = padded.new_empty(padded.shape[0], 4, dx[..., 0:h:stride, :].shape[-2], dx.shape[-1])
+    gx = torch.add(dx[..., 0:h:stride, :], dx[..., 2:h + 2:stride, :], out=out[:, 0:1])
+    gx.add_(dx[..., 1:h + 1:stride, :], alpha=2)
+    gy = torch.add(dy[..., 0:w:stride], dy[..., 2:w + 2:stride], out=out[:, 2:3])
+    gy.add_(dy[..., 1:w + 1:stride], alpha=2)
+    torch.add(gx, gy, out=out[:, 1:2])
+    torch.sub(gx, gy, out=out[:, 3:4])
+    return out.square_()
+
+
+@functools.lru_cache(maxsize=8)
+def _phase_weights(length: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For a profile of `length` values: `[length, P·S]` weights whose product with it is
+    the profile's mean at each phase of each period in GRID_PERIODS (S = the longest;
+    only whole periods count), which (period, phase) slots `[P,S]` exist, and which
+    periods `[P]` fit at least twice (the others read as no grid)."""
+    periods = torch.tensor(GRID_PERIODS)[:, None]
+    span = max(GRID_PERIODS)
+    repeats = length // periods  # [P,1]
+    position = torch.arange(length)[:, None, None]
+    phase = torch.arange(span)
+    used = (position < repeats * periods) & (position % periods == phase)  # [L,P,S]
+    weights = used / repeats.clamp_min(1)
+    return weights.reshape(length, -1).to(dtype), phase < periods, repeats[:, 0] >= 2
+
+
+def _fraction(mask: torch.Tensor) -> torch.Tensor:
+    """Fraction of True per row of a `[B,N]` mask, float32."""
+    return mask.sum(1).float() / mask.shape[1]
+
+
+def _blur_axis(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
+    """Convolve along the last (`dim=-1`) or second-last axis, edges replicated."""
+    r = len(taps) // 2
+    n = x.shape[dim]
+    padded = F.pad(x, (r, r, 0, 0) if dim == -1 else (0, 0, r, r), mode="replicate")
+    out = padded.narrow(dim, r, n) * taps[r]
+    for k, tap in enumerate(taps):
+        if k != r:
+            out.add_(padded.narrow(dim, k, n), alpha=tap)
+    return out
 
 
 class SignalCritic(Critic):
@@ -120,6 +182,7 @@ class SignalCritic(Critic):
         self.max_side = max_side
         self.dtype = self._resolve_dtype(dtype)
         self._filters = SignalFilters().to(device=resolve_device(device), dtype=self.dtype)
+        self._taps = self._filters.gauss.flatten().tolist()
         self._noise_gain, self._noise_energy = self._calibrate_noise()
         self._ratio_table = self._calibrate_edges()
 
@@ -152,10 +215,12 @@ class SignalCritic(Critic):
         gradient energy it adds (removed again when measuring edges)."""
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(1, 1, 512, 512, generator=generator).to(self._filters.luma)
-        blocks = self._block_noise_energy(noise).flatten()
-        fine, coarse = self._gradient_energies(noise)
+        padded = _shifted_pad(noise, 1)
+        blocks = self._block_noise_energy(padded).flatten()
+        fine, coarse = self._gradient_energies(padded, _half(noise))
         return float(torch.quantile(blocks.double(), NOISE_QUANTILE)), (
-            float(fine[:, 0, 4:-4, 4:-4].mean()), float(coarse[:, 0, 4:-4, 4:-4].mean())
+            float(fine[:, 0, 4:-4, 4:-4].mean()) * _ENERGY_SCALE[0],
+            float(coarse[:, 0, 4:-4, 4:-4].mean()) * _ENERGY_SCALE[0],
         )
 
     def _calibrate_edges(self) -> torch.Tensor:
@@ -167,50 +232,66 @@ class SignalCritic(Critic):
         rows = 0.5 * (1 + torch.erf(x / (math.sqrt(2) * total)))  # [K,P,128]
         edges = (0.25 + 0.5 * rows).reshape(-1, 1, 1, 128).expand(-1, 1, 16, 128).to(self._filters.luma)
         zero = torch.zeros(edges.shape[0]).to(edges)
-        ratio, _ = self._edge_ratios(edges, zero)
+        fine, coarse, _ = self._edge_energies(_shifted_pad(edges, 1), _half(edges), zero)
+        ratio, _ = self._edge_ratios(fine, coarse, zero)
         return ratio[:, 0].view(len(_EDGE_WIDTHS), len(phases)).mean(1).cpu()  # across the edge (x)
 
     # -- measurements -------------------------------------------------------------------
+    # Full-resolution luma is read by few passes: one replicate-padded copy serves the
+    # noise residual and the fine gradients, one row difference serves the horizontal
+    # grid profile and the impulse search, and a half-resolution copy serves the
+    # coarse gradients and the block levels.
     @staticmethod
-    def _block_noise_energy(luma: torch.Tensor) -> torch.Tensor:
+    def _block_noise_energy(padded: torch.Tensor) -> torch.Tensor:
         """Mean squared residual of Immerkær's noise operator ([1,-2,1]⊗[1,-2,1]) / 6 —
         white noise of std s gives s², flat areas and ramps give 0 — per BLOCK×BLOCK block
-        `[B,H//8,W//8]`, read on every other row (half the work, same expectation)."""
-        h, w = luma.shape[-2:]
-        p = _shifted_pad(luma[..., : h - h % BLOCK, : w - w % BLOCK], 1)
+        `[B,H//8,W//8]` of a luma given replicate-padded by 1 px, read on every other row
+        (half the work, same expectation)."""
+        b = padded.shape[0]
+        h, w = padded.shape[-2] - 2, padded.shape[-1] - 2
         h, w = h - h % BLOCK, w - w % BLOCK
-        down = p[..., 0:h:2, :] - 2 * p[..., 1:h + 1:2, :] + p[..., 2:h + 2:2, :]
-        residual = (down[..., :-2] - 2 * down[..., 1:-1] + down[..., 2:]) / 6
-        return F.avg_pool2d(residual * residual, (BLOCK // 2, BLOCK))[:, 0]
+        p = padded[..., : h + 2, : w + 2]
+        down = torch.add(p[..., 0:h:2, :], p[..., 2:h + 2:2, :]).sub_(p[..., 1:h + 1:2, :], alpha=2)
+        residual = torch.add(down[..., :-2], down[..., 2:]).sub_(down[..., 1:-1], alpha=2).square_()
+        sums = residual.reshape(b, h // 2, w // BLOCK, BLOCK).sum(-1)
+        return sums.view(b, h // BLOCK, BLOCK // 2, w // BLOCK).sum(2) / (36 * BLOCK * BLOCK // 2)
 
-    def _gradient_energies(self, luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Directional gradient energy at half resolution `[B,4,h,w]`: of the image itself
-        (fine, pooled) and of the image blurred by about 2 px (coarse)."""
-        fine = _directional_energy(*_sobel(luma, stride=2))  # samples of the fine energy
-        h, w = luma.shape[-2:]
-        half = _mean2(F.pad(luma, (0, w % 2, 0, h % 2), mode="replicate") if h % 2 or w % 2 else luma)
-        taps = self._filters.gauss.flatten()
-        radius = len(taps) // 2
-        h, w = half.shape[-2:]
-        padded = _shifted_pad(half, radius)[..., radius:radius + h, :]  # pad columns only
-        half = sum(taps[k] * padded[..., k:k + w] for k in range(len(taps)))
-        padded = _shifted_pad(half, radius)[..., radius:radius + w]  # pad rows only
-        half = sum(taps[k] * padded[..., k:k + h, :] for k in range(len(taps)))
-        return fine, _directional_energy(*_sobel(half))
+    def _gradient_energies(self, padded: torch.Tensor, half: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Directional gradient energy at half resolution `[B,4,h,w]`, unnormalised (see
+        `_ENERGY_SCALE`): of the image itself (fine, sampled on every other pixel; from
+        the padded full-resolution luma) and of the half-resolution image blurred by
+        about 2 px (coarse)."""
+        taps = self._taps
+        blurred = _blur_axis(_blur_axis(half, taps, -1), taps, -2)
+        return _directional_energy(padded, 2), _directional_energy(_shifted_pad(blurred, 1), 1)
 
-    def _edge_ratios(self, luma: torch.Tensor, noise_var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per direction `[B,4]`: sqrt(fine/coarse gradient energy) on strong edges (noise
-        energy removed), and the RMS coarse gradient there (how much edge there is)."""
-        g1, g2 = self._gradient_energies(luma)
+    def _edge_energies(
+        self, padded: torch.Tensor, half: torch.Tensor, noise_var: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per direction `[B,4]`: the mean fine and coarse gradient energy on strong edges
+        (weighted by coarse energy beyond what noise gives), and the total weight."""
+        g1, g2 = self._gradient_energies(padded, half)
+        scale = torch.tensor(_ENERGY_SCALE, dtype=g1.dtype, device=g1.device)
+        threshold = 4 * self._noise_energy[1] * noise_var.view(-1, 1) / scale
+        weight = g2.sub_(threshold[..., None, None]).clamp_min_(0)  # in place: g2 is done with
+        weight_sum = weight.sum(dim=(2, 3))
+        total = weight_sum.clamp_min(1e-20)
+        # Σ w·g2 = Σ w² + threshold·Σ w, as g2 = w + threshold wherever w > 0
+        fine = g1.mul_(weight).sum(dim=(2, 3)) / total * scale
+        coarse = (weight.square_().sum(dim=(2, 3)) + threshold * weight_sum) / total * scale
+        return fine, coarse, total
+
+    def _edge_ratios(
+        self, fine: torch.Tensor, coarse: torch.Tensor, noise_var: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per direction `[B,4]`: sqrt(fine/coarse edge energy) with the noise energy
+        removed, and the RMS coarse gradient (how much edge there is)."""
         k_fine, k_coarse = self._noise_energy
-        nv = noise_var.view(-1, 1, 1, 1)
-        weight = F.relu(g2 - 4 * k_coarse * nv)
-        total = weight.sum(dim=(2, 3)).clamp_min(1e-20)
-        e1 = (weight * g1).sum(dim=(2, 3)) / total
+        nv = noise_var.view(-1, 1)
         # remove the noise's share, but never more than most of it: where noise swamps
         # the edges, edge width is unknowable, and "very blurred" would be a guess
-        e1 = torch.maximum(e1 - NOISE_MARGIN * k_fine * nv.view(-1, 1), 0.3 * e1)
-        e2 = (weight * g2).sum(dim=(2, 3)) / total - k_coarse * nv.view(-1, 1)
+        e1 = torch.maximum(fine - NOISE_MARGIN * k_fine * nv, 0.3 * fine)
+        e2 = coarse - k_coarse * nv
         ratio = torch.sqrt(e1.clamp_min(1e-12) / e2.clamp_min(1e-12))
         return ratio, torch.sqrt(e2.clamp_min(0))
 
@@ -223,48 +304,53 @@ class SignalCritic(Critic):
         frac = ((lo - ratio) / (lo - hi).clamp_min(1e-12)).clamp(0, 1)
         return widths[idx - 1] + frac * (widths[idx] - widths[idx - 1])
 
-    def _noise(self, luma: torch.Tensor) -> torch.Tensor:
+    def _noise(self, padded: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
         """Noise std from the residual of the flattest unclipped blocks, `[B]`."""
-        energy = self._block_noise_energy(luma).flatten(1)
-        level = F.avg_pool2d(luma, BLOCK).flatten(1)
+        energy = self._block_noise_energy(padded)
+        rows, cols = energy.shape[-2:]
+        level = F.avg_pool2d(half[..., : rows * BLOCK // 2, : cols * BLOCK // 2], BLOCK // 2)
+        energy, level = energy.flatten(1), level.flatten(1)
         clipped = (level < 0.04) | (level > 0.96)
-        energy = energy.masked_fill(clipped & ~clipped.all(1, keepdim=True), float("inf"))
+        clipped &= ~clipped.all(1, keepdim=True)
+        # the k-th flattest block, k a fixed share of all blocks, but never a clipped
+        # one: with fewer unclipped blocks than that, the busiest of them
         k = max(1, int(NOISE_QUANTILE * energy.shape[1]))
-        low = energy.kthvalue(k, dim=1).values
+        low = energy.masked_fill(clipped, math.inf).kthvalue(k, dim=1).values
+        low = torch.where(low.isinf(), energy.masked_fill(clipped, -math.inf).amax(1), low)
         return torch.sqrt(low / self._noise_gain)
 
     @staticmethod
-    def _impulses(luma: torch.Tensor) -> torch.Tensor:
-        """Fraction of pixels standing alone above or below all 8 neighbours, `[B]`."""
-        p = _shifted_pad(luma, 1)
-
-        def ring(pick):  # extreme of the 8 neighbours: rows above/below (3 wide), left, right
-            row3 = pick(pick(p[..., :-2], p[..., 1:-1]), p[..., 2:])
-            return pick(pick(row3[..., :-2, :], row3[..., 2:, :]), pick(p[..., 1:-1, :-2], p[..., 1:-1, 2:]))
-
-        lone = ((luma - ring(torch.maximum)) > 0.2) | ((ring(torch.minimum) - luma) > 0.2)
-        return lone.flatten(1).to(luma.dtype).mean(1)
+    def _impulses(luma: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """Fraction of pixels standing alone above or below all 8 neighbours by 0.2, `[B]`
+        (edge pixels never do: their replicated neighbour is themselves). `steps` is the
+        luma's absolute horizontal difference `[B,1,H,W-1]`: a lone pixel differs by over
+        0.2 from both horizontal neighbours, so only those few have all 8 read."""
+        b, _, h, w = luma.shape
+        big = steps > 0.2
+        found = torch.nonzero((big[..., 1:-1, :-1] & big[..., 1:-1, 1:]).reshape(-1)).squeeze(1)
+        image, rest = found // ((h - 2) * (w - 2)), found % ((h - 2) * (w - 2))
+        centre = image * (h * w) + (rest // (w - 2) + 1) * w + rest % (w - 2) + 1
+        offsets = torch.tensor([-w - 1, -w, -w + 1, -1, 1, w - 1, w, w + 1], device=luma.device)
+        flat = luma.reshape(-1)
+        ring, value = flat[centre[:, None] + offsets], flat[centre]
+        lone = ((value - ring.amax(1)) > 0.2) | ((ring.amin(1) - value) > 0.2)
+        return torch.bincount(image[lone], minlength=b).to(luma.dtype) / (h * w)
 
     @staticmethod
-    def _grid(luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Block-grid strength `[B]` and its period `[B]`: for each period p, the mean
-        neighbour difference on the strongest grid phase over the mean on all phases
+    def _grid(across: torch.Tensor, down: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Block-grid strength `[B]` and its period `[B]` from the mean absolute
+        neighbour difference per column gap `[B,W-1]` and per row gap `[B,H-1]`: for each
+        period p, the mean on the strongest grid phase over the mean on all phases
         (1 for natural images, p for perfect p×p pixelation), in both directions."""
-        across = (luma[..., :, 1:] - luma[..., :, :-1]).abs().mean(dim=(1, 2))  # [B,W-1]
-        down = (luma[..., 1:, :] - luma[..., :-1, :]).abs().mean(dim=(1, 3))   # [B,H-1]
-        strengths = []
-        for period in GRID_PERIODS:
-            per_direction = []
-            for profile in (across, down):
-                n = profile.shape[1] // period
-                if n < 2:
-                    per_direction.append(torch.ones_like(profile[:, 0]))
-                    continue
-                phases = profile[:, : n * period].reshape(-1, n, period).mean(1)
-                per_direction.append(phases.amax(1) / phases.mean(1).clamp_min(1e-6))
-            strengths.append(torch.minimum(*per_direction))
-        best, index = torch.stack(strengths, 1).max(1)
-        periods = torch.tensor(GRID_PERIODS, device=luma.device)[index]
+        def strength(profile: torch.Tensor) -> torch.Tensor:  # [B,P]
+            weights, valid, enough = (t.to(profile.device) for t in _phase_weights(profile.shape[1], profile.dtype))
+            phases = (profile @ weights).view(-1, *valid.shape)  # mean per (period, phase)
+            top = phases.masked_fill(~valid, -math.inf).amax(-1)
+            mean = phases.sum(-1) / valid.sum(-1)
+            return torch.where(enough, top / mean.clamp_min(1e-6), 1.0)
+
+        best, index = torch.minimum(strength(across), strength(down)).max(1)
+        periods = torch.tensor(GRID_PERIODS, device=across.device)[index]
         return best, periods
 
     @staticmethod
@@ -272,13 +358,14 @@ class SignalCritic(Critic):
         """Bits of tonal resolution lost, `[B]`: log2 of (8-bit levels spanned between the
         1st and 99th percentile) / (levels actually used), per channel, averaged; the
         count expected from the number of pixels is allowed for, so tiny images read 0.
-        Every other pixel (each way) is enough for a histogram."""
-        sample = image[..., ::2, ::2] if min(image.shape[-2:]) >= 64 else image
+        Every fourth row is enough for a histogram (whole rows: contiguous reads)."""
+        sample = image[..., ::4, :] if min(image.shape[-2:]) >= 64 else image
         b, c = sample.shape[:2]
         count = sample.shape[-1] * sample.shape[-2]
-        levels = (sample * 255).round().to(torch.int64).flatten(2)
-        offsets = torch.arange(b * c, device=image.device).view(b, c, 1) * 256
-        hist = torch.bincount((levels + offsets).flatten(), minlength=b * c * 256).view(b, c, 256)
+        constant = torch.tensor([0.5, 255.0], dtype=image.dtype, device=image.device)
+        levels = torch.addcmul(constant[0], sample, constant[1]).to(torch.int32).clamp_(0, 255)  # x·255 rounded
+        offsets = torch.arange(0, b * c * 256, 256, dtype=torch.int32, device=image.device)
+        hist = torch.bincount(levels.add_(offsets.view(b, c, 1, 1)).reshape(-1), minlength=b * c * 256).view(b, c, 256)
         cdf = hist.cumsum(-1).to(image.dtype) / count
         bounds = torch.tensor([0.01, 0.99], dtype=cdf.dtype, device=cdf.device).expand(b, c, 2).contiguous()
         lo, hi = torch.searchsorted(cdf, bounds).unbind(-1)
@@ -290,43 +377,60 @@ class SignalCritic(Critic):
         return torch.log2((reachable / used).clamp_min(1)).mean(1)
 
     def measure(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All measurements of a `[B,3,H,W]` batch in 0..1, each a `[B]` tensor."""
-        f = self._filters
+        """All measurements of a `[B,3,H,W]` batch in 0..1, each a `[B]` tensor (the batch
+        is only read; `score` gives it clamped to 0..1). On the CPU, images are measured
+        a few at a time (`CPU_CHUNK_PIXELS`): the work is memory-bound, and the dozen
+        planes each image passes through then stay in cache."""
         if min(batch.shape[-2:]) < MIN_SIDE:
             batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
-        image = batch.to(device=f.luma.device, dtype=self.dtype)
-        low, high = torch.aminmax(image)
-        if low < 0 or high > 1:  # images.py lets slightly out-of-range floats through
-            image = image.clamp(0, 1)
-        luma = (image * f.luma).sum(1, keepdim=True)
+        image = batch.to(device=self._filters.luma.device, dtype=self.dtype)
+        if image.device.type != "cpu":
+            return self._measure(image)
+        per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
+        parts = [self._measure(chunk) for chunk in image.split(per_chunk)]
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+    def _measure(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`measure` on images already on the device, in the working dtype."""
+        f = self._filters
+        luma = _luma(image, f.luma)
+        banding = self._banding(image)  # next to the luma pass: the colour planes are in cache
         flat = luma.flatten(1)
         # global clipping statistics on 2×2 means, colour on 4×4 means: colour is judged
         # at a coarser scale than noise, so chroma noise does not read as colourfulness
-        sample = _mean2(image) if min(image.shape[-2:]) >= 64 else image
-        coarse = _mean2(sample) if min(image.shape[-2:]) >= 64 else image
-        rg = coarse[:, 0] - coarse[:, 1]
-        yb = 0.5 * (coarse[:, 0] + coarse[:, 1]) - coarse[:, 2]
+        large = min(image.shape[-2:]) >= 64
+        sample = _mean2(image) if large else image
+        coarse = _mean2(sample) if large else image
+        rg = (coarse[:, 0] - coarse[:, 1]).flatten(1)
+        yb = (0.5 * (coarse[:, 0] + coarse[:, 1]) - coarse[:, 2]).flatten(1)
+        rg_mean, yb_mean = rg.mean(1, keepdim=True), yb.mean(1, keepdim=True)
         colorfulness = 255 * (
-            torch.sqrt(rg.flatten(1).var(1, correction=0) + yb.flatten(1).var(1, correction=0))
-            + 0.3 * torch.sqrt(rg.flatten(1).mean(1) ** 2 + yb.flatten(1).mean(1) ** 2)
+            torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
+            + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
 
-        noise = self._noise(luma)
-        impulses = self._impulses(luma)
+        padded = _shifted_pad(luma, 1)
+        half = _half(luma)
+        steps = (luma[..., 1:] - luma[..., :-1]).abs_()
+        impulses = self._impulses(luma, steps)
+        grid, period = self._grid(
+            steps.mean(dim=(1, 2)), (luma[..., 1:, :] - luma[..., :-1, :]).abs_().mean(dim=(1, 3))
+        )
+        noise = self._noise(padded, half)
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
-        ratios, strengths = self._edge_ratios(luma, noise_var)
+        ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var)[:2], noise_var)
         widths = self._edge_width(ratios)
-        grid, period = self._grid(luma)
+        mean = flat.mean(1)
         return {
-            "brightness": flat.mean(1),
-            "contrast": torch.sqrt(F.relu((flat * flat).mean(1) - flat.mean(1) ** 2)),
+            "brightness": mean,
+            "contrast": torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2)),
             "colorfulness": colorfulness,
-            "blown": (channel_min > 0.98).float().mean(1),
-            "crushed": (channel_max < 0.02).float().mean(1),
-            "gamut_clipped": gamut_clipped.float().mean(1),
+            "blown": _fraction(channel_min > 0.98),
+            "crushed": _fraction(channel_max < 0.02),
+            "gamut_clipped": _fraction(gamut_clipped),
             "noise": noise,
             "impulse_noise": impulse_noise,
             "edge_width": widths.amax(1),
@@ -335,7 +439,7 @@ class SignalCritic(Critic):
             "edge_strength": strengths.amax(1),
             "grid": grid,
             "grid_period": period.to(self.dtype),
-            "banding": self._banding(image),
+            "banding": banding,
         }
 
     # -- judgement ----------------------------------------------------------------------
