@@ -136,3 +136,36 @@ def reports_json(reports: Sequence[QualityReport], scores: Sequence[float] | Non
 def value_or_nan(value: float | None) -> float:
     """FLOAT outputs cannot carry None: an item the critic did not judge is NaN."""
     return math.nan if value is None else float(value)
+
+
+PREVIEW_SIDE = 512
+"""Longest side of the score previews shown on a node (the full-size overlay is the Report node's job)."""
+
+
+def preview_images(images: torch.Tensor, reports: Sequence[QualityReport], scores: Sequence[float] | None = None,
+                   labels: Sequence[str] | None = None) -> list[dict]:
+    """Each image with its scores drawn on, saved to ComfyUI's temp folder as the stock
+    frontend expects (`ui.images`), so the node shows the scores without any web extension."""
+    import os
+    import uuid
+
+    import folder_paths
+
+    from visualcritic_core.render import draw_scores
+
+    folder = folder_paths.get_temp_directory()
+    os.makedirs(folder, exist_ok=True)
+    prefix = f"visualcritic_{uuid.uuid4().hex[:12]}"
+    previews = []
+    for i, report in enumerate(reports):
+        image = images[i].detach().cpu()
+        side = max(image.shape[0], image.shape[1])
+        if side > PREVIEW_SIDE:  # draw at preview size: legible, and cheap for big batches
+            size = (max(1, round(image.shape[0] * PREVIEW_SIDE / side)), max(1, round(image.shape[1] * PREVIEW_SIDE / side)))
+            image = torch.nn.functional.interpolate(image.permute(2, 0, 1)[None], size=size, mode="area")[0].permute(1, 2, 0)
+        drawn = draw_scores(image, report, score=None if scores is None else scores[i],
+                            label=None if labels is None else labels[i])
+        filename = f"{prefix}_{i:05}.png"
+        drawn.save(os.path.join(folder, filename), compress_level=1)
+        previews.append({"filename": filename, "subfolder": "", "type": "temp"})
+    return previews

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .common import CATEGORY, CRITIC_TYPE, REPORT_TYPE, check_images, check_reports, report_line
+from .common import CATEGORY, CRITIC_TYPE, REPORT_TYPE, check_images, check_reports, preview_images, report_line
 from .objective_inputs import OBJECTIVE_TEXT, objective_from_inputs, objective_widgets
 
 
@@ -92,6 +92,7 @@ class VisualCriticRerank:
         lines += [report_line(i, reports[i], score) for i, score in zip(order, scores)]
         picked = images[torch.tensor(order, dtype=torch.long, device=images.device)]
         return {
-            "ui": {"text": lines, "indices": order, "scores": scores},
+            "ui": {"text": lines, "indices": order, "scores": scores,
+                   "images": preview_images(picked, kept_reports, scores, [f"#{i} rank {k + 1}" for k, i in enumerate(order)])},
             "result": (picked, out_latent, out_mask, order, scores, kept_reports),
         }

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from visualcritic_core.report import ATTRIBUTES
 
-from .common import CATEGORY, CRITIC_TYPE, REPORT_TYPE, check_images, report_line, reports_json, value_or_nan
+from .common import (CATEGORY, CRITIC_TYPE, REPORT_TYPE, check_images, preview_images, report_line, reports_json,
+                     value_or_nan)
 
 
 class VisualCriticScore:
@@ -24,7 +25,7 @@ class VisualCriticScore:
         "All reports as JSON.",
     )
     FUNCTION = "score"
-    OUTPUT_NODE = True  # shows its text in the UI even when nothing is connected downstream
+    OUTPUT_NODE = True  # shows each image with its scores drawn on, even when nothing is connected downstream
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -47,4 +48,5 @@ class VisualCriticScore:
             [value_or_nan(r.ai_generated) for r in reports],
             reports_json(reports),
         )
-        return {"ui": {"text": lines, "reports": [r.to_dict() for r in reports]}, "result": result}
+        ui = {"text": lines, "reports": [r.to_dict() for r in reports], "images": preview_images(images, reports)}
+        return {"ui": ui, "result": result}

@@ -79,14 +79,25 @@ def _widgets(pack_nodes, **changes):
     return values
 
 
-def test_rerank_sorts_by_the_objective_and_carries_latents_and_masks(pack_nodes):
+@pytest.fixture
+def comfy_temp(monkeypatch, tmp_path):
+    """ComfyUI's folder_paths, as far as the preview images need it."""
+    import types
+
+    monkeypatch.setitem(sys.modules, "folder_paths", types.SimpleNamespace(get_temp_directory=lambda: str(tmp_path)))
+    return tmp_path
+
+
+def test_rerank_sorts_by_the_objective_and_carries_latents_and_masks(pack_nodes, comfy_temp):
     images = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 8, 8, 3).clone() / 4
     reports = [_report(2.0, sharpness=5.0), _report(4.0, sharpness=1.0), _report(3.0), _report(3.5, sharpness=4.0)]
     latent = {"samples": torch.arange(4.0).view(4, 1, 1, 1).expand(4, 4, 2, 2).clone(), "batch_index": [10, 11, 12, 13]}
     mask = torch.arange(4.0).view(4, 1, 1).expand(4, 8, 8).clone()
     rerank = pack_nodes["VisualCriticRerank"]()
-    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=3), reports=reports, latent=latent, mask=mask)["result"]
-    picked, lat, msk, indices, scores, kept = out
+    shown = rerank.rerank(images, **_widgets(pack_nodes, top_k=3), reports=reports, latent=latent, mask=mask)
+    picked, lat, msk, indices, scores, kept = shown["result"]
+    previews = [comfy_temp / p["filename"] for p in shown["ui"]["images"]]
+    assert len(previews) == 3 and all(p.is_file() for p in previews)  # the kept images, scores drawn on
     assert indices == [1, 3, 2]  # MOS alone
     assert scores == [4.0, 3.5, 3.0]
     assert torch.equal(picked[:, 0, 0, 0], torch.tensor([1, 3, 2]) / 4)
@@ -101,7 +112,7 @@ def test_rerank_sorts_by_the_objective_and_carries_latents_and_masks(pack_nodes)
     assert out[3] == [0]
 
 
-def test_rerank_minimums_drop_failures_but_keep_one(pack_nodes):
+def test_rerank_minimums_drop_failures_but_keep_one(pack_nodes, comfy_temp):
     images = torch.rand(3, 8, 8, 3)
     reports = [_report(2.0), _report(3.2), _report(3.9)]
     rerank = pack_nodes["VisualCriticRerank"]()

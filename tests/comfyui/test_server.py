@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -126,6 +129,14 @@ def test_best_of_n_puts_the_top_scored_image_first(comfy):
     overlaid = [read_png(p) for p in comfy.saved_images(entry, "12")]
     assert len(overlaid) == 4
     for shown, plain in zip(overlaid, raw):
+        assert shown.shape == plain.shape and not np.array_equal(shown, plain)
+    # The Score node itself shows every image with its scores drawn on, served like any preview.
+    previews = outputs["8"]["images"]
+    assert len(previews) == 4 and all(p["type"] == "temp" for p in previews)
+    for preview, plain in zip(previews, raw):
+        query = urllib.parse.urlencode({"filename": preview["filename"], "subfolder": "", "type": "temp"})
+        with urllib.request.urlopen(f"{comfy.url}/view?{query}", timeout=30) as resp:
+            shown = np.asarray(Image.open(io.BytesIO(resp.read())).convert("RGB"))
         assert shown.shape == plain.shape and not np.array_equal(shown, plain)
 
 
