@@ -5,14 +5,17 @@ variance (sharpness), Hasler–Süsstrunk colourfulness, scikit-image `estimate_
 (noise) and luminance mean/std (brightness/contrast). It needs scikit-image, PyWavelets and,
 for the Laplacian, OpenCV (`pip install opencv-python-headless`; scipy.ndimage otherwise).
 
-    python bench/signal_speed.py --size 512 --count 64 --batch-size 16 --threads 1 0
+    python bench/signal_speed.py                      # what a user gets: 512 px, defaults
+    python bench/signal_speed.py --threads 1 2 --max-side 512 448 384 --size 1024
     python bench/signal_speed.py --device cuda --size 1024 --count 1024 --batch-size 128
 
 Both are timed on the same float images (the critic gets them as one tensor, the recipe
-as uint8 arrays, one at a time, as it is used). Repeats alternate between the two, so a
-busy machine slows both alike, and the best repeat of each is reported. Images start on
-the scoring device, so on a GPU the critic's own downscaling to its working size (512 px
-by default) is part of what is timed, as it would be in use.
+as uint8 arrays, one at a time, as it is used). Repeats alternate between all timed
+configurations, so a busy machine slows them alike, and the best repeat of each is
+reported. Defaults are the critic's own (working size, batch size) and torch's default
+thread count, plus 1 thread for a like-for-like line against the one-at-a-time recipe
+(whose OpenCV thread count is printed). Images start on the scoring device, and the
+critic's downscaling to its working size is part of what is timed, as it is in use.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from visualcritic_core.critics.base import resolve_device
-from visualcritic_core.critics.signal import SignalCritic
+from visualcritic_core.critics.signal import MAX_SIDE, SignalCritic
 from visualcritic_core.damage import DAMAGE_KINDS, apply_damage, sample_photos
 
 
@@ -67,13 +70,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512, help="image side, px")
     parser.add_argument("--count", type=int, default=64, help="images scored")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=SignalCritic.default_batch_size)
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best is reported")
-    parser.add_argument("--max-side", type=int, default=None, help="critic working size (default: its own)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 0],
-                        help="torch CPU thread counts to time the critic with (1: like for like "
-                             "with the one-image-at-a-time baseline; 0: torch's default)")
+    parser.add_argument("--max-side", type=int, nargs="+", default=[0],
+                        help="critic working sizes to time (0: the critic's default)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[0, 1],
+                        help="torch CPU thread counts to time the critic with (0: torch's default, "
+                             "what a user gets; 1: like for like with the one-at-a-time recipe)")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
 
@@ -81,8 +85,10 @@ def main() -> None:
     threads = list(dict.fromkeys(t if t > 0 else default_threads for t in args.threads))
     device = resolve_device(args.device)
     images = make_images(args.size, args.count)
-    options = {} if args.max_side is None else {"max_side": args.max_side}
-    critic = SignalCritic(device=device, **options)
+    critics = {}
+    for side in args.max_side:
+        critic = SignalCritic(device=device, **({"max_side": side} if side > 0 else {}))
+        critics.setdefault(critic.max_side, critic)
     on_device = images.to(device)
     arrays = (images.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
 
@@ -90,7 +96,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def time_critic(count: int) -> float:
+    def time_critic(critic: SignalCritic, count: int) -> float:
         torch.set_num_threads(count)
         sync()
         start = time.perf_counter()
@@ -104,32 +110,43 @@ def main() -> None:
             classic_recipe(array)
         return time.perf_counter() - start
 
-    for count in threads:  # warm-up: imports, calibration caches, allocator, CUDA kernels
+    configs = list(itertools.product(critics, threads))
+    for side, count in configs:  # warm-up: imports, calibration caches, allocator, CUDA kernels
         torch.set_num_threads(count)
-        critic.score(on_device[: args.batch_size], batch_size=args.batch_size)
+        critics[side].score(on_device[: args.batch_size], batch_size=args.batch_size)
     if not args.skip_baseline:
         classic_recipe(arrays[0])
-    best = {count: float("inf") for count in threads}
+    best = {config: float("inf") for config in configs}
     classic_best = float("inf")
     for _ in range(args.repeats):
         if not args.skip_baseline:
             classic_best = min(classic_best, time_classic())
-        for count in threads:
-            best[count] = min(best[count], time_critic(count))
+        for side, count in configs:
+            best[side, count] = min(best[side, count], time_critic(critics[side], count))
     torch.set_num_threads(default_threads)
 
     classic = args.count / classic_best
     if not args.skip_baseline:
-        print(f"classic recipe  cpu   {args.size}px one by one: {classic:8.1f} img/s "
+        print(f"classic recipe  cpu   {args.size}px one by one ({_classic_threads()}): {classic:8.1f} img/s "
               f"({1000 / classic:6.2f} ms/img)")
-    for count in threads:
-        ours = args.count / best[count]
-        line = (f"signal critic   {device.type:5s} {args.size}px batch {args.batch_size} "
-                f"(works at {critic.max_side}px, {count} thread{'s' * (count > 1)}): "
+    for side, count in configs:
+        ours = args.count / best[side, count]
+        notes = [f"works at {side}px" + (" (default)" if side == MAX_SIDE else ""),
+                 f"{count} thread{'s' * (count > 1)}" + (" (torch default)" if count == default_threads else "")]
+        line = (f"signal critic   {device.type:5s} {args.size}px batch {args.batch_size} ({', '.join(notes)}): "
                 f"{ours:8.1f} img/s ({1000 / ours:6.2f} ms/img)")
         if not args.skip_baseline:
             line += f"  speed-up {ours / classic:.1f}x"
         print(line)
+
+
+def _classic_threads() -> str:
+    """How many threads the recipe may use: OpenCV parallelises some filters itself."""
+    try:
+        import cv2
+    except ImportError:
+        return "scipy, 1 thread"
+    return f"OpenCV {cv2.getNumThreads()} thread{'s' * (cv2.getNumThreads() > 1)}"
 
 
 if __name__ == "__main__":
