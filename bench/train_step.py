@@ -43,7 +43,7 @@ def build_ov_05b(folder: Path) -> Path:
 
     from visualcritic_core import tiny_models
 
-    tokenizer = tiny_models._train_tokenizer("llava_onevision", tiny_models.DEFAULT_SIZES["vocab_size"])
+    tokenizer = tiny_models.make_tokenizer("llava_onevision", tiny_models.DEFAULT_SIZES["vocab_size"])
     pinpoints = [[384, 384], [384, 768], [768, 384], [768, 768]]
     config = LlavaOnevisionConfig(
         vision_config=SiglipVisionConfig(**SIGLIP_SO400M_384),
@@ -62,7 +62,7 @@ def build_ov_05b(folder: Path) -> Path:
                                                      image_grid_pinpoints=pinpoints, **norm),
         tokenizer=tokenizer, video_processor=LlavaOnevisionVideoProcessor(size={"height": 384, "width": 384}, **norm),
         num_image_tokens=729, vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9",
-        chat_template=tiny_models._CHATML.replace("@IMAGE@", "<image>\\n"),
+        chat_template=tiny_models.CHATML_TEMPLATE.replace("@IMAGE@", "<image>\\n"),
     )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

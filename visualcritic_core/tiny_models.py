@@ -49,7 +49,7 @@ DEFAULT_SIZES: dict[str, int] = {
 
 ANSWER_WORDS: tuple[str, ...] = (*LEVEL_WORDS, "yes", "no")
 
-_CHATML = (
+CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{% if loop.first and message['role'] != 'system' %}"
     "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
@@ -62,6 +62,8 @@ _CHATML = (
     "{{ '<|im_end|>\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+"""ChatML chat template of the Qwen-based families; replace "@IMAGE@" with the family's
+image placeholder (e.g. "<image>\\n" for LLaVA-OneVision)."""
 
 _LLAVA_TEMPLATE = (
     "{% for message in messages %}"
@@ -281,7 +283,7 @@ def _llava_onevision_processor(family: str, tokenizer: Any, side: int, patch: in
     return LlavaOnevisionProcessor(
         image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
         num_image_tokens=(side // patch) ** 2, vision_feature_select_strategy="full",
-        vision_aspect_ratio="anyres_max_9", chat_template=_CHATML.replace("@IMAGE@", "<image>\\n"),
+        vision_aspect_ratio="anyres_max_9", chat_template=CHATML_TEMPLATE.replace("@IMAGE@", "<image>\\n"),
     )
 
 
@@ -336,5 +338,5 @@ def _qwen_vl_processor(family: str, tokenizer: Any, side: int, patch: int) -> An
         image_processor=Qwen2VLImageProcessor(**common),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(**common),
-        chat_template=_CHATML.replace("@IMAGE@", "<|vision_start|><|image_pad|><|vision_end|>"),
+        chat_template=CHATML_TEMPLATE.replace("@IMAGE@", "<|vision_start|><|image_pad|><|vision_end|>"),
     )

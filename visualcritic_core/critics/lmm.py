@@ -253,6 +253,16 @@ def _stored_profile(spec: str, hub_kwargs: dict[str, str]) -> CriticProfile | No
 
 
 # -- prompts -----------------------------------------------------------------------------
+def processor_images(images: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Float 0..1 images (`[B,3,H,W]` or a sequence of `[3,H,W]`) as the list of uint8
+    `[3,H,W]` tensors processors are given: they rescale by 1/255 whatever the dtype, so
+    floats would be scaled twice."""
+    if isinstance(images, torch.Tensor):
+        return list((images.clamp(0, 1) * 255).round().to(torch.uint8))
+    return [(image.clamp(0, 1) * 255).round().to(torch.uint8) for image in images]
+
+
+# -- prompts -----------------------------------------------------------------------------
 def render_prompt(processor: Any, profile: CriticProfile, question: str, answer_prefix: str = "") -> str:
     """The text of one question about one image, ending where the answer starts: the
     chat template (or the family's plain format) with the assistant turn pre-filled."""
@@ -397,7 +407,7 @@ class LMMCritic(Critic):
     # -- scoring -----------------------------------------------------------------------
     def _score_batch(self, batch: torch.Tensor, describe: bool) -> list[QualityReport]:
         model = self._ensure_model()
-        images = list((batch.clamp(0, 1) * 255).round().to(torch.uint8))
+        images = processor_images(batch)
         logits = self._answer_logits(model, images) if self.share_prefix else self._answer_logits_naive(model, images)
         scores = {item: _expected_score(item, logits[item]) for item in self.items}
         texts = self._describe(model, images) if describe else [None] * len(images)

@@ -64,6 +64,10 @@ class TrainConfig:
     train_vision: bool = False
     """Fine-tune the whole vision tower too (off by default, as in VisualCritic; the demo
     turns it on because a random-weight tower has nothing worth keeping)."""
+    train_language: bool = False
+    """Fine-tune the whole language model (embeddings and output layer included) instead
+    of LoRA adapters: for random-weight demo models, whose frozen random output layer
+    would bound how confident an answer can get; real checkpoints keep LoRA."""
     gradient_checkpointing: bool = False
     precision: str = "auto"
     """auto: bf16 autocast (bf16 weights, fp32 trainable parameters) on CUDA, fp32 elsewhere;

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..critics.lmm import answer_token_ids, processor_images, render_prompt
 from ..critics.profiles import CriticProfile
 
 
@@ -19,8 +20,6 @@ class PromptBuilder:
     """Tokenised training inputs for (item, image, answer) queries of one profile."""
 
     def __init__(self, profile: CriticProfile, processor: Any):
-        from ..critics.lmm import answer_token_ids, render_prompt
-
         self.profile = profile
         self.processor = processor
         self._prompts = {
@@ -58,9 +57,7 @@ class PromptBuilder:
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"
         texts = [self.prompt(item) for item in items]
-        # uint8, as the critic feeds them: processors rescale by 1/255 whatever the dtype.
-        pixels = [(image.clamp(0, 1) * 255).round().to(torch.uint8) for image in images]
-        inputs = dict(self.processor(text=texts, images=pixels, return_tensors="pt", padding=True))
+        inputs = dict(self.processor(text=texts, images=processor_images(images), return_tensors="pt", padding=True))
         eos = tokenizer.eos_token or ""
         answer_tokens = [
             tokenizer(answer + eos, add_special_tokens=False)["input_ids"] if answer else [] for answer in answers

@@ -2,7 +2,8 @@
 
 What is trained: LoRA adapters on the language model's linear layers, plus the
 vision→language projector (`train_projector`, default on); the vision tower stays frozen
-unless `train_vision`. Stages run in curriculum order with their own step counts and
+unless `train_vision`, and `train_language` trains the whole language model instead of
+adapters (for random-weight demo models). Stages run in curriculum order with their own step counts and
 their own warm-up + cosine learning-rate schedule; after the first stage a `replay` share
 of each batch comes from the earlier stages, so later stages do not erase earlier skills.
 
@@ -98,7 +99,8 @@ class CriticTrainer:
 
     # -- setup ----------------------------------------------------------------------------
     def _build(self) -> None:
-        """Load the base, wrap it with LoRA, choose what trains; deterministic for the seed."""
+        """Load the base, wrap it with LoRA (unless `train_language`), choose what trains;
+        deterministic for the seed."""
         from peft import LoraConfig, get_peft_model
 
         from ..critics.lmm import load_lmm_critic
@@ -113,17 +115,23 @@ class CriticTrainer:
         self.prompts = PromptBuilder(self.profile, critic.processor)
         self._prepare = critic.prepare  # the critic's own resizing, so training sees what scoring sees
         base = critic.torch_module
-        language = _language_prefix(base)
-        lora = LoraConfig(
-            r=self.config.lora.r,
-            lora_alpha=self.config.lora.alpha,
-            lora_dropout=self.config.lora.dropout,
-            target_modules=rf"{language}\..*\.({'|'.join(self.config.lora.target_modules)})",
-        )
-        model = get_peft_model(base, lora)
+        if self.config.train_language:
+            model = base
+            model.requires_grad_(False)
+        else:
+            language = _language_prefix(base)
+            lora = LoraConfig(
+                r=self.config.lora.r,
+                lora_alpha=self.config.lora.alpha,
+                lora_dropout=self.config.lora.dropout,
+                target_modules=rf"{language}\..*\.({'|'.join(self.config.lora.target_modules)})",
+            )
+            model = get_peft_model(base, lora)
         for name, param in model.named_parameters():
-            wants = (self.config.train_projector and any(p in name for p in _PROJECTOR_NAMES)) or (
-                self.config.train_vision and _is_vision(name)
+            wants = (
+                (self.config.train_projector and any(p in name for p in _PROJECTOR_NAMES))
+                or (self.config.train_vision and _is_vision(name))
+                or (self.config.train_language and not _is_vision(name))
             )
             if wants:
                 param.requires_grad_(True)
@@ -347,8 +355,8 @@ class CriticTrainer:
         return TrainResult(self.output_dir, end, losses, finished=True)
 
     def _export(self) -> None:
-        """Merge the adapters, save model + processor + profile into output_dir."""
-        model = self._model.merge_and_unload()
+        """Merge the adapters (if any), save model + processor + profile into output_dir."""
+        model = self._model if self.config.train_language else self._model.merge_and_unload()
         model.eval()
         if self.use_bf16:
             model.to(torch.bfloat16)
