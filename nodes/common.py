@@ -151,6 +151,7 @@ def preview_images(images: torch.Tensor, reports: Sequence[QualityReport], score
 
     import folder_paths
 
+    from visualcritic_core.images import resize_to_fit
     from visualcritic_core.render import draw_scores
 
     folder = folder_paths.get_temp_directory()
@@ -158,11 +159,8 @@ def preview_images(images: torch.Tensor, reports: Sequence[QualityReport], score
     prefix = f"visualcritic_{uuid.uuid4().hex[:12]}"
     previews = []
     for i, report in enumerate(reports):
-        image = images[i].detach().cpu()
-        side = max(image.shape[0], image.shape[1])
-        if side > PREVIEW_SIDE:  # draw at preview size: legible, and cheap for big batches
-            size = (max(1, round(image.shape[0] * PREVIEW_SIDE / side)), max(1, round(image.shape[1] * PREVIEW_SIDE / side)))
-            image = torch.nn.functional.interpolate(image.permute(2, 0, 1)[None], size=size, mode="area")[0].permute(1, 2, 0)
+        # drawn at preview size: legible, and cheap for big batches
+        image = resize_to_fit(images[i].detach().cpu().permute(2, 0, 1)[None], PREVIEW_SIDE)[0]
         drawn = draw_scores(image, report, score=None if scores is None else scores[i],
                             label=None if labels is None else labels[i])
         filename = f"{prefix}_{i:05}.png"
