@@ -12,15 +12,13 @@ from typing import Any, Callable, Sequence
 import torch
 
 from visualcritic_core.critics.base import Critic
-from visualcritic_core.report import ATTRIBUTES, QualityReport
+from visualcritic_core.report import ATTRIBUTES, SHORT_NAMES, QualityReport
 
 CATEGORY = "VisualCritic"
 CRITIC_TYPE = "CRITIC"
 REPORT_TYPE = "VC_REPORT"
 """A VC_REPORT value is a list of QualityReport, one per image of the batch it describes."""
 
-_SHORT = {"brightness": "bright", "colorfulness": "colour", "contrast": "contrast",
-          "noisiness": "noise", "sharpness": "sharp"}
 
 
 @dataclass
@@ -111,7 +109,7 @@ def report_line(index: int, report: QualityReport, score: float | None = None, s
     parts = [f"{head}: MOS {report.mos:.2f}"]
     if score is not None:
         parts.append(f"score {score:.2f}")
-    attrs = [f"{_SHORT[a]} {report.attributes[a]:.1f}" for a in ATTRIBUTES if report.attributes.get(a) is not None]
+    attrs = [f"{SHORT_NAMES[a]} {report.attributes[a]:.1f}" for a in ATTRIBUTES if report.attributes.get(a) is not None]
     if attrs:
         parts.append(" ".join(attrs))
     if report.ai_generated is not None:

@@ -19,15 +19,10 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .images import iter_batches, load_image
-from .report import ATTRIBUTES, QualityReport
+from .report import ATTRIBUTES, SHORT_NAMES, QualityReport
 
-_NAMES = {  # full and short row labels per attribute
-    "brightness": ("bright", "B"),
-    "colorfulness": ("colour", "C"),
-    "contrast": ("contrast", "K"),
-    "noisiness": ("noise", "N"),
-    "sharpness": ("sharp", "S"),
-}
+_LETTERS = {"brightness": "B", "colorfulness": "C", "contrast": "K", "noisiness": "N", "sharpness": "S"}
+_NAMES = {name: (SHORT_NAMES[name], _LETTERS[name]) for name in ATTRIBUTES}  # roomy panels, tiny panels
 _PANEL = (12, 12, 12, 170)  # dark, ~2/3 opaque: readable on bright and dark images alike
 _TEXT = (245, 245, 245, 255)
 _DIM = (190, 190, 190, 255)

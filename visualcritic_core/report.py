@@ -14,6 +14,10 @@ ATTRIBUTES: tuple[str, ...] = ("brightness", "colorfulness", "contrast", "noisin
 """SPAQ's five attributes. Each is "how much of it", 1..5 (5 = very bright / very
 colourful / very contrasty / very noisy / very sharp); more is not always better."""
 
+SHORT_NAMES: dict[str, str] = {"brightness": "bright", "colorfulness": "colour", "contrast": "contrast",
+                               "noisiness": "noise", "sharpness": "sharp"}
+"""Compact labels for tables, node text and overlays."""
+
 SCORE_RANGE: tuple[float, float] = (1.0, 5.0)
 
 

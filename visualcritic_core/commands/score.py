@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..images import ImageInputError, find_image_files, load_image, resize_to_fit
-from ..report import ATTRIBUTES, QualityReport
+from ..report import ATTRIBUTES, SHORT_NAMES, QualityReport
 
-_SHORT = {"brightness": "bright", "colorfulness": "colour", "contrast": "contrast",
-          "noisiness": "noise", "sharpness": "sharp"}
 
 
 def add_critic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +153,7 @@ def gather_files(paths: list[str]) -> list[tuple[str, Path]] | None:
 
 
 def table_header() -> str:
-    cols = ["  MOS"] + [f"{_SHORT[a]:>8}" for a in ATTRIBUTES] + ["    AI"]
+    cols = ["  MOS"] + [f"{SHORT_NAMES[a]:>8}" for a in ATTRIBUTES] + ["    AI"]
     return f"{' '.join(cols)}  image"
 
 
