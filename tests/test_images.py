@@ -201,15 +201,20 @@ def test_batches_respect_size_order_and_shape_changes():
         list(iter_batches(images, 0))
 
 
-def test_inputs_never_modified():
+def test_inputs_never_modified_and_valid_floats_not_copied():
     array = _photo()
     tensor = torch.rand(2, 3, 16, 16)
     pil = Image.fromarray(array)
     copies = (array.copy(), tensor.clone(), np.asarray(pil).copy())
-    for batch in iter_batches([array, tensor, pil], 3, prepare=lambda b: b.mul_(0.5)):
-        batch.zero_()
+    list(iter_batches([array, tensor, pil], 3))
     assert np.array_equal(array, copies[0]) and torch.equal(tensor, copies[1])
     assert np.array_equal(np.asarray(pil), copies[2])
+    # float images already in 0..1 are read in place (no copy of a large batch); out-of-range
+    # values are clamped in a copy, never in the caller's tensor
+    assert next(iter_batches(tensor, 2)).data_ptr() == tensor.data_ptr()
+    over = tensor.clone().mul_(1.2)
+    kept = over.clone()
+    assert float(next(iter_batches(over, 2)).max()) <= 1.0 and torch.equal(over, kept)
 
 
 def test_resize_to_fit():

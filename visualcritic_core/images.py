@@ -83,9 +83,9 @@ def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None
     if data.dtype == torch.bool:
         return data.float()
     if data.dtype == torch.uint8:
-        return data.float() / 255.0
+        return data.float().div_(255.0)
     if data.dtype in (torch.int16, torch.int32, torch.int64, torch.uint16, torch.uint32):
-        return data.float().clamp_(0, 65535) / 65535.0
+        return data.float().clamp_(0, 65535).div_(65535.0)
     if not data.is_floating_point():
         raise ImageInputError(f"{name}: unsupported dtype {data.dtype}")
     data = data.float()
@@ -106,7 +106,9 @@ def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None
             f"{culprit(data > 1.5)}: float values up to {high:.4g}, expected 0..1 "
             "(divide 0..255 data by 255, or pass uint8)"
         )
-    return data.clamp(0.0, 1.0)  # also the copy that keeps every batch the critic's own
+    if low < 0.0 or high > 1.0:
+        return data.clamp(0.0, 1.0)
+    return data  # may be the caller's own memory: critics read batches, never write them
 
 
 def _finish_channels(chw: torch.Tensor, name: str) -> torch.Tensor:
@@ -213,7 +215,8 @@ def iter_batches(
 
     `prepare` maps a `[N,3,H,W]` tensor to the critic's working form (e.g. a bounded
     resolution); consecutive images of equal prepared size share a batch. Files are read
-    one at a time, so memory stays flat in the number of images.
+    one at a time, so memory stays flat in the number of images. Float tensors already in
+    0..1 are not copied: batches may be the caller's memory, to be read, never written.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")

@@ -51,7 +51,8 @@ class Critic(ABC):
     # -- what subclasses provide -------------------------------------------------------
     @abstractmethod
     def _score_batch(self, batch: torch.Tensor, describe: bool) -> list[QualityReport]:
-        """Judge a float `[B,3,H,W]` RGB batch in 0..1 (on the CPU; move it yourself)."""
+        """Judge a float `[B,3,H,W]` RGB batch in 0..1 (on the CPU; move it yourself).
+        The batch may be the caller's own memory (no copy is made): read it, never write."""
 
     def prepare(self, batch: torch.Tensor) -> torch.Tensor:
         """Bring `[N,3,H,W]` images to the working form (e.g. bounded resolution)."""

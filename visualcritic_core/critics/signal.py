@@ -25,9 +25,11 @@ more often (edge width saturates at "sharp"), and 512-px input got no faster, as
 antialiased resize costs more than the smaller planes save.
 
 Speed: every measurement reads the full-resolution luma in a handful of shared passes
-(one padded copy, one row difference, one half-resolution copy), global statistics use
-2×2/4×4 means or sampled rows, and on the CPU images are measured a couple at a time, so
-their intermediate planes stay in cache (the work is memory-bound, not arithmetic-bound).
+(one padded copy, one row difference, one half-resolution copy); global statistics (colour,
+clipping, the banding histogram, impulse counts) read sampled rows; the four edge
+directions are handled one at a time; and on the CPU images are measured a couple at a
+time. All so that intermediate planes stay in cache: the work is memory-bound, not
+arithmetic-bound, and a plane that spills out of cache costs several times more.
 
 Known limits: smoothing that removes texture without blurring edges (strong denoising,
 WebP at very low quality) is not detected; black-and-white photos read as "dull"
@@ -38,7 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -78,8 +80,8 @@ class SignalFilters(torch.nn.Module):
         self.register_buffer("gauss", (gauss / gauss.sum()).view(1, 1, 1, 7))
 
 
-# `_directional_energy` works with 8× the Sobel kernels and (gx ± gy)² for the diagonals:
-# these factors bring its four channels back to squared unit-ramp derivatives.
+# `_directions` works with 8× the Sobel kernels and (gx ± gy)² for the diagonals:
+# these factors bring its four directions back to squared unit-ramp derivatives.
 _ENERGY_SCALE = (1 / 64, 1 / 128, 1 / 64, 1 / 128)
 
 
@@ -88,15 +90,13 @@ def _shifted_pad(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def _luma(image: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Rec. 601 luma `[B,1,H,W]` in one pass. On the CPU a matrix product reads the
-    three planes once; elsewhere plain arithmetic, as GPU matmuls may run in TF32,
-    too coarse for 8-bit noise."""
+    """Rec. 601 luma `[B,1,H,W]` of a contiguous batch in one pass. On the CPU a matrix
+    product reads the three planes once; elsewhere plain arithmetic, as GPU matmuls may
+    run in TF32, too coarse for 8-bit noise."""
     b, _, h, w = image.shape
     if image.device.type != "cpu":
         return (image * weights).sum(1, keepdim=True)
-    if image.is_contiguous():
-        return torch.matmul(weights.view(1, 3), image.view(b, 3, h * w)).view(b, 1, h, w)
-    return torch.matmul(image.permute(0, 2, 3, 1), weights.view(3, 1)).permute(0, 3, 1, 2)
+    return torch.matmul(weights.view(1, 3), image.view(b, 3, h * w)).view(b, 1, h, w)
 
 
 def _mean2(x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +106,12 @@ def _mean2(x: torch.Tensor) -> torch.Tensor:
     return (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
 
 
+def _mean_across(x: torch.Tensor) -> torch.Tensor:
+    """Means of horizontal pixel pairs (a trailing odd column is dropped)."""
+    w = x.shape[-1] // 2 * 2
+    return torch.add(x[..., 0:w:2], x[..., 1:w:2]).mul_(0.5)
+
+
 def _half(luma: torch.Tensor) -> torch.Tensor:
     """Half-resolution luma `[B,1,ceil(H/2),ceil(W/2)]` (an odd last row/column is
     averaged with itself)."""
@@ -113,21 +119,24 @@ def _half(luma: torch.Tensor) -> torch.Tensor:
     return _mean2(F.pad(luma, (0, w % 2, 0, h % 2), mode="replicate") if h % 2 or w % 2 else luma)
 
 
-def _directional_energy(padded: torch.Tensor, stride: int) -> torch.Tensor:
-    """Squared derivative along 0°, 45°, 90° and 135° `[B,4,h,w]` of an image given
-    replicate-padded by 1 px, at every `stride`-th pixel each way, from 8× Sobel d/dx
-    and d/dy (gx, gx+gy, gy, gx−gy, squared; `_ENERGY_SCALE` normalises)."""
+def _sobel(padded: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """8× Sobel d/dx and d/dy `[B,1,h,w]` of an image given replicate-padded by 1 px, at
+    every `stride`-th pixel each way."""
     h, w = padded.shape[-2] - 2, padded.shape[-1] - 2
     dx = padded[..., 2:w + 2:stride] - padded[..., 0:w:stride]
     dy = padded[..., 2:h + 2:stride, :] - padded[..., 0:h:stride, :]
-    out = padded.new_empty(padded.shape[0], 4, dx[..., 0:h:stride, :].shape[-2], dx.shape[-1])
-    gx = torch.add(dx[..., 0:h:stride, :], dx[..., 2:h + 2:stride, :], out=out[:, 0:1])
-    gx.add_(dx[..., 1:h + 1:stride, :], alpha=2)
-    gy = torch.add(dy[..., 0:w:stride], dy[..., 2:w + 2:stride], out=out[:, 2:3])
-    gy.add_(dy[..., 1:w + 1:stride], alpha=2)
-    torch.add(gx, gy, out=out[:, 1:2])
-    torch.sub(gx, gy, out=out[:, 3:4])
-    return out.square_()
+    gx = torch.add(dx[..., 0:h:stride, :], dx[..., 2:h + 2:stride, :]).add_(dx[..., 1:h + 1:stride, :], alpha=2)
+    gy = torch.add(dy[..., 0:w:stride], dy[..., 2:w + 2:stride]).add_(dy[..., 1:w + 1:stride], alpha=2)
+    return gx, gy
+
+
+def _directions(gx: torch.Tensor, gy: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The derivative along 0°, 45°, 90° and 135°, unnormalised (see `_ENERGY_SCALE`),
+    one at a time: four single planes stay in cache where one four-channel plane does not."""
+    yield gx
+    yield gx + gy
+    yield gy
+    yield gx - gy
 
 
 @functools.lru_cache(maxsize=8)
@@ -147,8 +156,9 @@ def _phase_weights(length: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch
 
 
 def _fraction(mask: torch.Tensor) -> torch.Tensor:
-    """Fraction of True per row of a `[B,N]` mask, float32."""
-    return mask.sum(1).float() / mask.shape[1]
+    """Fraction of True per row of a `[B,N]` mask, float32 (count_nonzero: summing
+    booleans is several times slower)."""
+    return torch.count_nonzero(mask, dim=1).float() / mask.shape[1]
 
 
 def _blur_axis(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
@@ -220,10 +230,10 @@ class SignalCritic(Critic):
         noise = torch.randn(1, 1, 512, 512, generator=generator).to(self._filters.luma)
         padded = _shifted_pad(noise, 1)
         blocks = self._block_noise_energy(padded).flatten()
-        fine, coarse = self._gradient_energies(padded, _half(noise))
+        (fine, _), (coarse, _) = self._gradients(padded, _half(noise))  # d/dx
         return float(torch.quantile(blocks.double(), NOISE_QUANTILE)), (
-            float(fine[:, 0, 4:-4, 4:-4].mean()) * _ENERGY_SCALE[0],
-            float(coarse[:, 0, 4:-4, 4:-4].mean()) * _ENERGY_SCALE[0],
+            float(fine[..., 4:-4, 4:-4].square().mean()) * _ENERGY_SCALE[0],
+            float(coarse[..., 4:-4, 4:-4].square().mean()) * _ENERGY_SCALE[0],
         )
 
     def _calibrate_edges(self) -> torch.Tensor:
@@ -235,7 +245,7 @@ class SignalCritic(Critic):
         rows = 0.5 * (1 + torch.erf(x / (math.sqrt(2) * total)))  # [K,P,128]
         edges = (0.25 + 0.5 * rows).reshape(-1, 1, 1, 128).expand(-1, 1, 16, 128).to(self._filters.luma)
         zero = torch.zeros(edges.shape[0]).to(edges)
-        fine, coarse, _ = self._edge_energies(_shifted_pad(edges, 1), _half(edges), zero)
+        fine, coarse = self._edge_energies(_shifted_pad(edges, 1), _half(edges), zero)
         ratio, _ = self._edge_ratios(fine, coarse, zero)
         return ratio[:, 0].view(len(_EDGE_WIDTHS), len(phases)).mean(1).cpu()  # across the edge (x)
 
@@ -259,30 +269,34 @@ class SignalCritic(Critic):
         sums = residual.reshape(b, h // 2, w // BLOCK, BLOCK).sum(-1)
         return sums.view(b, h // BLOCK, BLOCK // 2, w // BLOCK).sum(2) / (36 * BLOCK * BLOCK // 2)
 
-    def _gradient_energies(self, padded: torch.Tensor, half: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Directional gradient energy at half resolution `[B,4,h,w]`, unnormalised (see
-        `_ENERGY_SCALE`): of the image itself (fine, sampled on every other pixel; from
-        the padded full-resolution luma) and of the half-resolution image blurred by
-        about 2 px (coarse)."""
+    def _gradients(
+        self, padded: torch.Tensor, half: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Sobel (d/dx, d/dy) at half resolution of the image itself (fine, sampled on
+        every other pixel of the padded full-resolution luma) and of the half-resolution
+        image blurred by about 2 px (coarse)."""
         taps = self._taps
         blurred = _blur_axis(_blur_axis(half, taps, -1), taps, -2)
-        return _directional_energy(padded, 2), _directional_energy(_shifted_pad(blurred, 1), 1)
+        return _sobel(padded, 2), _sobel(_shifted_pad(blurred, 1), 1)
 
     def _edge_energies(
         self, padded: torch.Tensor, half: torch.Tensor, noise_var: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per direction `[B,4]`: the mean fine and coarse gradient energy on strong edges
-        (weighted by coarse energy beyond what noise gives), and the total weight."""
-        g1, g2 = self._gradient_energies(padded, half)
-        scale = torch.tensor(_ENERGY_SCALE, dtype=g1.dtype, device=g1.device)
-        threshold = 4 * self._noise_energy[1] * noise_var.view(-1, 1) / scale
-        weight = g2.sub_(threshold[..., None, None]).clamp_min_(0)  # in place: g2 is done with
-        weight_sum = weight.sum(dim=(2, 3))
-        total = weight_sum.clamp_min(1e-20)
-        # Σ w·g2 = Σ w² + threshold·Σ w, as g2 = w + threshold wherever w > 0
-        fine = g1.mul_(weight).sum(dim=(2, 3)) / total * scale
-        coarse = (weight.square_().sum(dim=(2, 3)) + threshold * weight_sum) / total * scale
-        return fine, coarse, total
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per direction `[B,4]`: the mean fine and coarse squared derivative on strong
+        edges, weighted by the coarse energy beyond what noise gives."""
+        fine_xy, coarse_xy = self._gradients(padded, half)
+        noise_energy = 4 * self._noise_energy[1] * noise_var
+        fine, coarse = [], []
+        for scale, f, c in zip(_ENERGY_SCALE, _directions(*fine_xy), _directions(*coarse_xy)):
+            threshold = (noise_energy / scale).view(-1, 1, 1, 1)
+            weight = c.square().sub_(threshold).clamp_min_(0)
+            weight_sum = weight.sum(dim=(1, 2, 3))
+            total = weight_sum.clamp_min(1e-20)
+            # Σ w·c² = Σ w² + threshold·Σ w, as c² = w + threshold wherever w > 0
+            weight_energy = torch.linalg.vector_norm(weight, dim=(1, 2, 3)).square_()
+            fine.append(f.square().mul_(weight).sum(dim=(1, 2, 3)) / total * scale)
+            coarse.append((weight_energy + threshold.flatten() * weight_sum) / total * scale)
+        return torch.stack(fine, 1), torch.stack(coarse, 1)
 
     def _edge_ratios(
         self, fine: torch.Tensor, coarse: torch.Tensor, noise_var: torch.Tensor
@@ -327,17 +341,25 @@ class SignalCritic(Critic):
         """Fraction of pixels standing alone above or below all 8 neighbours by 0.2, `[B]`
         (edge pixels never do: their replicated neighbour is themselves). `steps` is the
         luma's absolute horizontal difference `[B,1,H,W-1]`: a lone pixel differs by over
-        0.2 from both horizontal neighbours, so only those few have all 8 read."""
+        0.2 from both horizontal neighbours, so only those few have all 8 read. Images of
+        64 rows or more are searched on every other row, which estimates the same fraction."""
         b, _, h, w = luma.shape
-        big = steps > 0.2
-        found = torch.nonzero((big[..., 1:-1, :-1] & big[..., 1:-1, 1:]).reshape(-1)).squeeze(1)
-        image, rest = found // ((h - 2) * (w - 2)), found % ((h - 2) * (w - 2))
-        centre = image * (h * w) + (rest // (w - 2) + 1) * w + rest % (w - 2) + 1
+        every = 2 if h >= 64 else 1
+        # each searched pixel's smaller horizontal step, one row per (image, row); only rows
+        # holding a candidate are searched (a full-size nonzero costs more than the rest)
+        smaller = torch.minimum(steps[..., 1:-1:every, :-1], steps[..., 1:-1:every, 1:])
+        per_image = smaller.shape[-2]
+        smaller = smaller.view(-1, w - 2)
+        rows = torch.nonzero(smaller.amax(1) > 0.2).squeeze(1)
+        hit, column = torch.nonzero(smaller[rows] > 0.2).unbind(1)
+        row = rows[hit]
+        image = row // per_image
+        centre = image * (h * w) + (row % per_image * every + 1) * w + column + 1
         offsets = torch.tensor([-w - 1, -w, -w + 1, -1, 1, w - 1, w, w + 1], device=luma.device)
         flat = luma.reshape(-1)
         ring, value = flat[centre[:, None] + offsets], flat[centre]
         lone = ((value - ring.amax(1)) > 0.2) | ((ring.amin(1) - value) > 0.2)
-        return torch.bincount(image[lone], minlength=b).to(luma.dtype) / (h * w)
+        return torch.bincount(image[lone], minlength=b).to(luma.dtype) * every / (h * w)
 
     @staticmethod
     def _grid(across: torch.Tensor, down: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,25 +379,25 @@ class SignalCritic(Critic):
         return best, periods
 
     @staticmethod
-    def _banding(image: torch.Tensor) -> torch.Tensor:
-        """Bits of tonal resolution lost, `[B]`: log2 of (8-bit levels spanned between the
-        1st and 99th percentile) / (levels actually used), per channel, averaged; the
-        count expected from the number of pixels is allowed for, so tiny images read 0.
-        Every fourth row is enough for a histogram (whole rows: contiguous reads)."""
-        sample = image[..., ::4, :] if min(image.shape[-2:]) >= 64 else image
+    def _banding(sample: torch.Tensor) -> torch.Tensor:
+        """Bits of tonal resolution lost, `[B]`, from (a sample of) an image's pixels:
+        log2 of (8-bit levels spanned between the 1st and 99th percentile) / (levels
+        actually used), per channel, averaged; the count expected from the number of
+        pixels is allowed for, so tiny images read 0."""
         b, c = sample.shape[:2]
         count = sample.shape[-1] * sample.shape[-2]
-        constant = torch.tensor([0.5, 255.0], dtype=image.dtype, device=image.device)
-        levels = torch.addcmul(constant[0], sample, constant[1]).to(torch.int32).clamp_(0, 255)  # x·255 rounded
-        offsets = torch.arange(0, b * c * 256, 256, dtype=torch.int32, device=image.device)
-        hist = torch.bincount(levels.add_(offsets.view(b, c, 1, 1)).reshape(-1), minlength=b * c * 256).view(b, c, 256)
-        cdf = hist.cumsum(-1).to(image.dtype) / count
+        # x·255 rounded, offset by 256 per (image, channel): one bincount for all; exact in
+        # float32 (offsets stay far below 2^24), and 0..1 input keeps levels in their bins
+        offsets = torch.arange(0.5, b * c * 256, 256, dtype=sample.dtype, device=sample.device).view(b, c, 1, 1)
+        levels = torch.addcmul(offsets, sample, offsets.new_tensor(255.0)).to(torch.int32)
+        hist = torch.bincount(levels.reshape(-1), minlength=b * c * 256).view(b, c, 256)
+        cdf = hist.cumsum(-1).to(sample.dtype) / count
         bounds = torch.tensor([0.01, 0.99], dtype=cdf.dtype, device=cdf.device).expand(b, c, 2).contiguous()
         lo, hi = torch.searchsorted(cdf, bounds).unbind(-1)
-        bins = torch.arange(256, device=image.device).view(1, 1, 256)
+        bins = torch.arange(256, device=sample.device).view(1, 1, 256)
         inside = (bins >= lo[..., None]) & (bins <= hi[..., None])
-        used = ((hist > 0) & inside).sum(-1).to(image.dtype).clamp_min(1)
-        span = inside.sum(-1).to(image.dtype).clamp_min(1)
+        used = ((hist > 0) & inside).sum(-1).to(sample.dtype).clamp_min(1)
+        span = inside.sum(-1).to(sample.dtype).clamp_min(1)
         reachable = span * (1 - torch.exp(-count / span))
         return torch.log2((reachable / used).clamp_min(1)).mean(1)
 
@@ -388,22 +410,27 @@ class SignalCritic(Critic):
             batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
         image = batch.to(device=self._filters.luma.device, dtype=self.dtype)
         if image.device.type != "cpu":
-            return self._measure(image)
+            return self._measure(image.contiguous())
+        # contiguous per chunk: channels-last input (ComfyUI's layout) is copied a chunk at
+        # a time, and every layout gives the same numbers
         per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
-        parts = [self._measure(chunk) for chunk in image.split(per_chunk)]
+        parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
         return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
 
     def _measure(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """`measure` on images already on the device, in the working dtype."""
         f = self._filters
         luma = _luma(image, f.luma)
-        banding = self._banding(image)  # next to the luma pass: the colour planes are in cache
         flat = luma.flatten(1)
-        # global clipping statistics on 2×2 means, colour on 4×4 means: colour is judged
-        # at a coarser scale than noise, so chroma noise does not read as colourfulness
+        # Global colour statistics read every fourth row (whole rows: contiguous reads):
+        # the histogram for banding, clipping on pairs of pixels, colour on runs of four
+        # (colour is judged at a coarser scale than noise, so chroma noise does not read
+        # as colourfulness).
         large = min(image.shape[-2:]) >= 64
-        sample = _mean2(image) if large else image
-        coarse = _mean2(sample) if large else image
+        rows = image[..., ::4, :] if large else image
+        banding = self._banding(rows)
+        sample = _mean_across(rows) if large else image
+        coarse = _mean_across(sample) if large else image
         rg = (coarse[:, 0] - coarse[:, 1]).flatten(1)
         yb = (0.5 * (coarse[:, 0] + coarse[:, 1]) - coarse[:, 2]).flatten(1)
         rg_mean, yb_mean = rg.mean(1, keepdim=True), yb.mean(1, keepdim=True)
@@ -424,7 +451,7 @@ class SignalCritic(Critic):
         noise = self._noise(padded, half)
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
-        ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var)[:2], noise_var)
+        ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var), noise_var)
         widths = self._edge_width(ratios)
         mean = flat.mean(1)
         return {
