@@ -99,17 +99,16 @@ def _luma(image: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.matmul(weights.view(1, 3), image.view(b, 3, h * w)).view(b, 1, h, w)
 
 
-def _mean2(x: torch.Tensor) -> torch.Tensor:
-    """2×2 block means (a trailing odd row/column is dropped)."""
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    rows = x[..., 0:h:2, :w] + x[..., 1:h:2, :w]
-    return (rows[..., 0::2] + rows[..., 1::2]).mul_(0.25)
-
-
 def _mean_across(x: torch.Tensor) -> torch.Tensor:
     """Means of horizontal pixel pairs (a trailing odd column is dropped)."""
     w = x.shape[-1] // 2 * 2
     return torch.add(x[..., 0:w:2], x[..., 1:w:2]).mul_(0.5)
+
+
+def _mean2(x: torch.Tensor) -> torch.Tensor:
+    """2×2 block means (a trailing odd row/column is dropped)."""
+    h = x.shape[-2] // 2 * 2
+    return _mean_across(x[..., 0:h:2, :] + x[..., 1:h:2, :]).mul_(0.5)
 
 
 def _half(luma: torch.Tensor) -> torch.Tensor:
