@@ -190,6 +190,28 @@ def test_relativity_pairs_never_cross_datasets():
     assert [(id(p.better), id(p.worse)) for p in pairs] == [(id(p.better), id(p.worse)) for p in again]
 
 
+def test_same_group_pairs_compare_damages_of_one_scene():
+    """KADID-style data: five scenes, each at eight damage levels, plus one scene shot
+    once (a group of one, which can only be paired across scenes)."""
+    samples = [
+        Sample(torch.zeros(3, 4, 4), "kadid", {"mos": 5.0 - 0.5 * level}, group=f"scene{scene}")
+        for scene in range(5) for level in range(8)
+    ] + [Sample(torch.zeros(3, 4, 4), "kadid", {"mos": 3.3}, group="lonely")]
+    mixed = relativity_pairs(samples, ("mos",), pairs_per_sample=2, min_gap=0.3, same_group=0.75, seed=2)
+    within = [p for p in mixed if p.better.group == p.worse.group]
+    assert len(mixed) == 2 * len(samples)
+    assert 0.65 <= len(within) / len(mixed) <= 0.85
+    assert all(p.better.scores["mos"] >= p.worse.scores["mos"] + 0.3 - 1e-6 for p in mixed)
+    crossed = relativity_pairs(samples, ("mos",), pairs_per_sample=2, min_gap=0.3, seed=2)
+    assert sum(p.better.group == p.worse.group for p in crossed) / len(crossed) < 0.4
+    # Only groups of one: every pair crosses groups, and the count is still met.
+    singles = [Sample(torch.zeros(3, 4, 4), "koniq", {"mos": 1 + i * 0.1}, group=str(i)) for i in range(30)]
+    pairs = relativity_pairs(singles, ("mos",), pairs_per_sample=1, min_gap=0.3, same_group=1.0, seed=0)
+    assert len(pairs) == 30 and all(p.better.group != p.worse.group for p in pairs)
+    with pytest.raises(ValueError, match="same_group"):
+        relativity_pairs(samples, ("mos",), same_group=1.5)
+
+
 def test_level_targets_rise_with_the_score():
     scores = torch.linspace(1, 5, 41)
     for sigma in (0.0, 0.3, 0.5, 1.0):
@@ -238,6 +260,7 @@ def test_config_file_paths_and_errors(tmp_path):
         ({"stages": {"pretrain": 5}}, "stage 'pretrain' unknown"),
         ({"datasets": [{"kind": "tid2013", "labels": "x"}]}, "datasets\\[0\\].kind must be one of"),
         ({"items": ["aesthetics"]}, "items \\['aesthetics'\\] unknown"),
+        ({"same_group_pairs": 1.5}, "same_group_pairs must lie in 0..1"),
     ]:
         with pytest.raises(ValueError, match=message):
             TrainConfig.from_dict({**data, **bad})

@@ -77,6 +77,9 @@ class TrainConfig:
     """Width of the soft level targets (see curriculum.level_target)."""
     pairs_per_sample: float = 2.0
     min_gap: float = 0.1
+    same_group_pairs: float = 0.0
+    """Share of relativity pairs drawn within one group (same reference photo); see
+    curriculum.relativity_pairs."""
     balance_items: bool = True
     """Every item (MOS, each attribute) equally often in the score stages."""
     pair_scale: float = 1.0
@@ -109,6 +112,8 @@ class TrainConfig:
         self.stages = {name: int(self.stages[name]) for name in STAGES if self.stages.get(name)}
         if not 0.0 <= self.replay <= 0.9:
             raise ValueError(f"config replay must lie in 0..0.9, got {self.replay!r}")
+        if not 0.0 <= self.same_group_pairs <= 1.0:
+            raise ValueError(f"config same_group_pairs must lie in 0..1, got {self.same_group_pairs!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"config precision must be auto, bf16 or fp32, got {self.precision!r}")
         for name in ("batch_size", "save_every", "log_every", "keep_checkpoints"):

@@ -95,14 +95,20 @@ def relativity_pairs(
     *,
     pairs_per_sample: float = 2.0,
     min_gap: float = 0.1,
+    same_group: float = 0.0,
     seed: int = 0,
 ) -> list[PairInstruction]:
     """Random (better, worse) pairs drawn WITHIN each dataset, per item.
 
     About `pairs_per_sample` × (labelled samples) pairs per item and dataset; two samples
     whose normalised scores differ by less than `min_gap` are not paired (their order is
-    within the label noise). Deterministic for a given seed.
+    within the label noise). A `same_group` share of them pairs two images of one group
+    (the same reference photo, e.g. KADID-10k's distortions of one scene): with the content
+    equal, only the damage decides, which is exactly what a critic must rank. Groups with
+    a single labelled image give cross-group pairs instead. Deterministic for a given seed.
     """
+    if not 0.0 <= same_group <= 1.0:
+        raise ValueError(f"same_group must lie in 0..1, got {same_group}")
     generator = torch.Generator().manual_seed(seed)
     by_dataset: dict[str, list[Sample]] = {}
     for sample in samples:
@@ -115,14 +121,42 @@ def relativity_pairs(
                 continue
             scores = torch.tensor([s.scores[item] for s in labelled])
             wanted = int(round(pairs_per_sample * len(labelled)))
-            # Draw a few times more candidates than needed; close pairs are dropped.
-            a = torch.randint(len(labelled), (4 * wanted,), generator=generator)
-            b = torch.randint(len(labelled), (4 * wanted,), generator=generator)
-            keep = ((scores[a] - scores[b]).abs() >= min_gap).nonzero().flatten()[:wanted]
-            for i, j in zip(a[keep].tolist(), b[keep].tolist()):
+            within = round(same_group * wanted)
+            chosen = _apart(scores, _candidates(labelled, 4 * within, generator, same_group=True), min_gap, within)
+            # The rest (and whatever same-group draws could not supply): any two images.
+            rest = wanted - len(chosen)
+            chosen += _apart(scores, _candidates(labelled, 4 * rest, generator, same_group=False), min_gap, rest)
+            for i, j in chosen:
                 high, low = (i, j) if scores[i] > scores[j] else (j, i)
                 pairs.append(PairInstruction(labelled[high], labelled[low], item))
     return pairs
+
+
+def _candidates(
+    labelled: Sequence[Sample], count: int, generator: torch.Generator, *, same_group: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` random index pairs into `labelled` (a few times more than needed: pairs too
+    close in score are dropped by the caller); with `same_group`, each pair shares a group
+    (pairs of an image with itself are left for the score-gap filter to drop)."""
+    a = torch.randint(len(labelled), (count,), generator=generator)
+    if not same_group:
+        return a, torch.randint(len(labelled), (count,), generator=generator)
+    members: dict[str, list[int]] = {}
+    for index, sample in enumerate(labelled):
+        members.setdefault(sample.group, []).append(index)
+    offsets = torch.rand(count, generator=generator)
+    partners = [members[labelled[i].group] for i in a.tolist()]
+    b = [group[int(u * len(group))] for group, u in zip(partners, offsets.tolist())]
+    return a, torch.tensor(b, dtype=torch.long)
+
+
+def _apart(
+    scores: torch.Tensor, candidates: tuple[torch.Tensor, torch.Tensor], min_gap: float, count: int
+) -> list[tuple[int, int]]:
+    """The first `count` candidate pairs whose scores differ by at least `min_gap`."""
+    a, b = candidates
+    keep = ((scores[a] - scores[b]).abs() >= min_gap).nonzero().flatten()[:count]
+    return list(zip(a[keep].tolist(), b[keep].tolist()))
 
 
 def absolute_instructions(
@@ -166,6 +200,7 @@ def build_curriculum(
     stages: Sequence[str] = STAGES,
     pairs_per_sample: float = 2.0,
     min_gap: float = 0.1,
+    same_group: float = 0.0,
     sigma: float = 0.5,
     balance: bool = True,
     seed: int = 0,
@@ -183,7 +218,9 @@ def build_curriculum(
     keep = balance_items if balance else list
     builders = {
         "relativity": lambda: keep(
-            relativity_pairs(samples, items, pairs_per_sample=pairs_per_sample, min_gap=min_gap, seed=seed)
+            relativity_pairs(
+                samples, items, pairs_per_sample=pairs_per_sample, min_gap=min_gap, same_group=same_group, seed=seed
+            )
         ),
         "absolute": lambda: keep(absolute_instructions(samples, items, sigma=sigma)),
         "description": lambda: description_instructions(samples),

@@ -89,6 +89,7 @@ class CriticTrainer:
             stages=tuple(config.stages),
             pairs_per_sample=config.pairs_per_sample,
             min_gap=config.min_gap,
+            same_group=config.same_group_pairs,
             sigma=config.sigma,
             balance=config.balance_items,
             seed=config.seed,
