@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         base = build_ov_05b(tmp / "base") if shape == "ov-0.5b" else build_tiny_checkpoint("llava_onevision", tmp / "base")
         built = time.perf_counter() - tick
         side = 384 if shape == "ov-0.5b" else 64
-        samples = demo_samples(size=side, crops_per_photo=1)
+        samples = demo_samples(size=side, crops_per_photo=1, leaves=8)
         config = TrainConfig(
             base=str(base), output_dir=str(tmp / "run"), stages={"absolute": warmup + args.steps},
             batch_size=batch, device=str(device), log_every=1, save_every=10**6, warmup_steps=1,

@@ -17,9 +17,10 @@ template) of the family's real transformers classes, only small:
 The tokenizer is a byte-level BPE trained locally on the VisualCritic questions and
 answers, so every answer word of the default profile (excellent, good, fair, poor, bad,
 yes, no; with and without the leading space) is one token. The vision tower sees 64×64
-images in 8-pixel patches with 48 channels: enough to tell blur and noise apart once
-trained, while a forward pass stays around 10–30 ms on a CPU. `size_overrides` changes
-any of `DEFAULT_SIZES` (e.g. `text_hidden=96, text_layers=3`).
+images in 8-pixel patches with 48 channels, and a forward pass stays around 10–30 ms on a
+CPU. `size_overrides` changes any of `DEFAULT_SIZES` (e.g. `text_hidden=96, text_layers=3`;
+the training demo uses 32×32 images in 4-pixel patches, fine enough to learn blur and grain:
+`training.demo.DEMO_SIZES`).
 
 `make_tokenizer(family)` and `make_processor(family, tokenizer, image_size, patch_size)`
 are the same pieces on their own (the throughput benchmark pairs them with full-size

@@ -131,8 +131,8 @@ class CriticTrainer:
         for name, param in model.named_parameters():
             wants = (
                 (self.config.train_projector and any(p in name for p in _PROJECTOR_NAMES))
-                or (self.config.train_vision and _is_vision(name))
-                or (self.config.train_language and not _is_vision(name))
+                or (self.config.train_vision and is_vision(name))
+                or (self.config.train_language and not is_vision(name))
             )
             if wants:
                 param.requires_grad_(True)
@@ -379,7 +379,17 @@ def _language_prefix(model: torch.nn.Module) -> str:
     raise ValueError(f"{type(model).__name__}: cannot find its language model to put LoRA adapters on")
 
 
-def _is_vision(name: str) -> bool:
+def projector_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The vision→language projector of a supported family (LLaVA's multi_modal_projector,
+    Qwen2-VL's visual.merger)."""
+    for name, module in model.named_modules():
+        if any(name.endswith(p) for p in _PROJECTOR_NAMES):
+            return module
+    raise ValueError(f"{type(model).__name__}: cannot find its vision→language projector")
+
+
+def is_vision(name: str) -> bool:
+    """Whether parameter `name` belongs to the vision tower (the projector does not)."""
     return any(f".{v}." in f".{name}" for v in _VISION_NAMES) and not any(p in name for p in _PROJECTOR_NAMES)
 
 
