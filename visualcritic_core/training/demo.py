@@ -133,8 +133,9 @@ def demo_samples(
 ) -> list[Sample]:
     """Training samples: for each non-held-out photo (and, with `textures`, each of
     `tinted_grey_photos`, half as many crops), random crops (augmented: see
-    `random_crops`), each damaged by every kind at every severity (labels from
-    `demo_labels`)."""
+    `random_crops`), plus `leaves` `dead_leaves` images, each damaged by every kind at
+    every severity (labels from `demo_labels`). Each crop is its own group
+    ("photo/index"), so relativity pairs can compare damages of one crop."""
     from ..damage import sample_photos
 
     generator = torch.Generator().manual_seed(seed)
@@ -183,7 +184,7 @@ def tinted_grey_photos(generator: torch.Generator) -> dict[str, torch.Tensor]:
     return photos
 
 
-def dead_leaves(count: int, size: int, generator: torch.Generator, leaves: int = 400) -> torch.Tensor:
+def dead_leaves(count: int, size: int, generator: torch.Generator, discs: int = 400) -> torch.Tensor:
     """`count` dead-leaves images `[count,3,size,size]`: random-coloured discs, radii drawn
     from a 1/r³ law and stacked like fallen leaves, under a smooth random light.
 
@@ -195,23 +196,23 @@ def dead_leaves(count: int, size: int, generator: torch.Generator, leaves: int =
     big = 2 * size
     r_min, r_max = 1.5, 0.3 * big
     # Inverse CDF of p(r) ∝ r^-3 on [r_min, r_max].
-    u = torch.rand(count, leaves, generator=generator)
+    u = torch.rand(count, discs, generator=generator)
     radius = (r_min**-2 - u * (r_min**-2 - r_max**-2)) ** -0.5
-    centre = torch.rand(count, leaves, 2, generator=generator) * (big + 2 * radius[..., None]) - radius[..., None]
-    hue = torch.rand(count, leaves, 3, generator=generator)
-    grey = torch.rand(count, leaves, 1, generator=generator)
-    colour = grey + torch.rand(count, leaves, 1, generator=generator) * (hue - grey)  # muted to vivid
+    centre = torch.rand(count, discs, 2, generator=generator) * (big + 2 * radius[..., None]) - radius[..., None]
+    hue = torch.rand(count, discs, 3, generator=generator)
+    grey = torch.rand(count, discs, 1, generator=generator)
+    colour = grey + torch.rand(count, discs, 1, generator=generator) * (hue - grey)  # muted to vivid
     axis = torch.arange(big, dtype=torch.float32)
     images = []
     for i in range(count):
-        # The last leaf to fall on a pixel shows; a pixel no leaf covers shows leaf 0.
+        # The last disc to fall on a pixel shows; a pixel no disc covers shows disc 0.
         top = torch.zeros(big, big, dtype=torch.long)
-        for first in range(0, leaves, 64):  # 64 leaves at a time: masks stay small at any size
-            chunk = slice(first, min(first + 64, leaves))
+        for first in range(0, discs, 64):  # 64 discs at a time: masks stay small at any size
+            chunk = slice(first, min(first + 64, discs))
             dy = (axis[None, :, None] - centre[i, chunk, 0, None, None]) ** 2
             dx = (axis[None, None, :] - centre[i, chunk, 1, None, None]) ** 2
             covered = (dy + dx) <= radius[i, chunk, None, None] ** 2
-            last = covered.flip(0).to(torch.uint8).argmax(dim=0)  # topmost leaf of the chunk
+            last = covered.flip(0).to(torch.uint8).argmax(dim=0)  # topmost disc of the chunk
             top = torch.where(covered.any(dim=0), chunk.stop - 1 - last, top)
         images.append(colour[i][top].permute(2, 0, 1))
     pictures = torch.stack(images)
