@@ -92,3 +92,18 @@ def test_release_then_score_again(critic, images):
     assert np.allclose(
         [v for v in _values(first) if v is not None], [v for v in _values(again) if v is not None], atol=1e-5
     )
+
+
+def test_prompts_are_checked_and_ignored_by_critics_without_alignment(images):
+    critic = load_critic("signal", device="cpu")
+    plain = critic.score(images)
+    assert critic.score(images, prompts="a gradient") == plain
+    assert critic.score(images, prompts=["a", "b", "c"]) == plain
+    assert all(r.alignment is None for r in plain)
+    with pytest.raises(ValueError, match="got 2 prompts for 3 images"):
+        critic.score(images, prompts=["a", "b"])
+    with pytest.raises(ValueError, match="item\\(s\\) \\[1\\] are not"):
+        critic.score(images, prompts=["a", 3, "c"])
+    streamed = (image for image in images)  # length unknown up front: checked while streaming
+    with pytest.raises(ValueError, match="got 4 prompts for 3 images"):
+        critic.score(streamed, prompts=list("abcd"), batch_size=2)
