@@ -74,15 +74,16 @@ def load_critic(
         if isinstance(loaded, Critic):
             return loaded
         return _compose([_call("signal", *_resolve_loader("signal", {}), {}, device, dtype), loaded])
-    members = []
-    used: set[str] = set()
-    for member_spec, loader, config in resolved:
-        taken = {k: v for k, v in options.items() if _accepts(loader, k)}
-        used |= set(taken)
-        members.append(_call(member_spec, loader, config, taken, device, dtype))
-    unused = sorted(set(options) - used)
+    # an option goes to the members that name it; one nobody names, to those taking **options
+    named = {k for k in options if any(_accepts(loader, k, var_keyword=False) for _, loader, _ in resolved)}
+    unused = sorted(k for k in options if k not in named and not any(_accepts(l, k) for _, l, _ in resolved))
     if unused:
         raise ValueError(f"critic options {unused} are taken by none of {specs}")
+    members = []
+    for member_spec, loader, config in resolved:
+        wanted = {k for k in options if (k in named and _accepts(loader, k, var_keyword=False))
+                  or (k not in named and _accepts(loader, k))}
+        members.append(_call(member_spec, loader, config, {k: options[k] for k in wanted}, device, dtype))
     if not any(isinstance(m, Critic) and "mos" in m.capabilities for m in members):
         members.insert(0, _call("signal", *_resolve_loader("signal", {}), {}, device, dtype))
     return _compose(members, choose)
