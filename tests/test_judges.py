@@ -249,3 +249,28 @@ def test_config_dispatch_names_what_it_supports(tmp_path):
     BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="'bert' model; .*image classifier.*CLIPModel"):
         load_critic(str(tmp_path))
+
+
+# -- the loops pass their prompt -----------------------------------------------------------
+def test_loops_pass_the_prompt_and_tuning_keeps_the_users_own(clip_folder):
+    from tiny_diffusers import tiny_sd_pipeline
+    from visualcritic_core.generation import best_of_n, tune_prompt
+
+    pipe = tiny_sd_pipeline(seed=0)
+    kw = dict(num_inference_steps=2, height=64, width=64, progress=False)
+    critic = load_critic(f"signal+{clip_folder}", device="cpu")
+    result = best_of_n(pipe, CAT, n=2, critic=critic, seed=0, objective="mos=1, alignment=1", **kw)
+    assert all(r.alignment is not None and r.sources["alignment"] == str(clip_folder) for r in result.reports)
+    again = critic.score(result.images, prompts=CAT)
+    assert [r.raw_scores["alignment"] for r in result.reports] == pytest.approx(
+        [r.raw_scores["alignment"] for r in again], abs=1e-5)
+
+    tuned = tune_prompt(pipe, CAT, critic=critic, rounds=2, candidates_per_round=1, seed=0, **kw)
+    rewritten = tuned.rounds[1]
+    assert rewritten.prompt != CAT  # the prompt was rewritten, and judging against it would differ...
+    assert critic.score(rewritten.images, prompts=rewritten.prompt)[0].raw_scores["alignment"] != pytest.approx(
+        rewritten.reports[0].raw_scores["alignment"], abs=1e-5)
+    for round_ in tuned.rounds:  # ...but alignment still judges the user's intent
+        against_intent = critic.score(round_.images, prompts=CAT)
+        assert [r.raw_scores["alignment"] for r in round_.reports] == pytest.approx(
+            [r.raw_scores["alignment"] for r in against_intent], abs=1e-5)
