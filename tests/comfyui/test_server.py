@@ -55,12 +55,14 @@ def test_object_info_lists_every_node_with_its_inputs(object_info):
     assert score["output"][0] == "VC_REPORT" and score["output_name"][1] == "mos"
     rerank = object_info["VisualCriticRerank"]["input"]
     assert {"mos_weight", "sharpness_weight", "sharpness_target", "photo_preference", "min_mos", "top_k"} <= set(rerank["required"])
-    assert set(rerank["optional"]) == {"reports", "critic", "latent", "mask", "objective_text"}
+    assert set(rerank["optional"]) == {"reports", "critic", "latent", "mask", "objective_text", "prompt"}
+    assert score["input"]["optional"]["prompt"][1]["forceInput"]  # a link, not a widget: saved workflows keep their widget order
     gated = object_info["VisualCriticGatedKSampler"]
     ksampler = object_info["KSampler"]["input"]["required"]
     assert set(ksampler) <= set(gated["input"]["required"])
     assert gated["input"]["required"]["sampler_name"][0] == ksampler["sampler_name"][0]
     assert gated["output_name"] == ["image", "latent", "seed", "score", "attempts", "candidates", "reports"]
+    assert gated["input"]["optional"]["prompt"][1]["forceInput"]
 
 
 def _widget_names(info: dict) -> list[str]:
