@@ -274,3 +274,18 @@ def test_loops_pass_the_prompt_and_tuning_keeps_the_users_own(clip_folder):
         against_intent = critic.score(round_.images, prompts=CAT)
         assert [r.raw_scores["alignment"] for r in round_.reports] == pytest.approx(
             [r.raw_scores["alignment"] for r in against_intent], abs=1e-5)
+
+
+def test_cli_takes_a_composed_spec_and_a_prompt(clip_folder, tmp_path, capsys):
+    from PIL import Image
+
+    from visualcritic_core.cli import main
+
+    for i, color in enumerate(((200, 40, 40), (40, 40, 200))):
+        Image.new("RGB", (48, 40), color).save(tmp_path / f"{i}.png")
+    assert main(["score", str(tmp_path), "--critic", f"signal+{clip_folder}", "--prompt", CAT, "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert 1 <= row["alignment"] <= 5 and row["sources"]["alignment"] == str(clip_folder)
+        assert row["raw_scores"]["alignment"] >= 0 and row["sources"]["mos"] == "signal"

@@ -1,8 +1,9 @@
 """Several judges as one critic: `load_critic(["signal", "owner/detector", "pyiqa:topiq_nr"])`.
 
-Every member scores each batch once; each report item comes from the first member that
-fills it (or the member named for it in `choose={item: member}`), and `report.sources`
-says which member said what. A composite always has a quality member: when no member
+Each report item comes from the first member that fills it (or the member named for it in
+`choose={item: member}`); every member that supplies an item scores each batch once (one
+whose items all come from others is not run), and `report.sources` says which member said
+what. A composite always has a quality member: when no member
 fills MOS, the built-in "signal" critic is put first, so no report carries a placeholder MOS.
 """
 from __future__ import annotations
