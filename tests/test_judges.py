@@ -289,3 +289,14 @@ def test_cli_takes_a_composed_spec_and_a_prompt(clip_folder, tmp_path, capsys):
     for row in rows:
         assert 1 <= row["alignment"] <= 5 and row["sources"]["alignment"] == str(clip_folder)
         assert row["raw_scores"]["alignment"] >= 0 and row["sources"]["mos"] == "signal"
+
+
+def test_overlays_show_the_prompt_match():
+    import numpy as np
+
+    from visualcritic_core.render import draw_scores
+
+    image = torch.full((3, 256, 256), 0.5)
+    plain = np.asarray(draw_scores(image, QualityReport(mos=3.0)))
+    matched = np.asarray(draw_scores(image, QualityReport(mos=3.0, alignment=4.5)))
+    assert plain.shape == matched.shape and (plain != matched).any()  # one more row on the panel
