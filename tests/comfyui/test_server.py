@@ -297,3 +297,25 @@ def test_the_loader_keeps_its_critic_between_prompts(comfy):
     loads = [line for line in comfy.tail_log(10**7).splitlines()
              if "VisualCritic: loaded critic 'signal' (device cpu, dtype float32" in line]
     assert len(loads) == 1, loads
+
+
+def test_composed_critic_judges_alignment_through_model_management(comfy):
+    """signal + a tiny CLIP from models/visualcritic, composed in the Loader's text box; the
+    Score node's prompt link reaches the alignment judge; the two members' weights are one
+    ComfyUI-managed module."""
+    from tiny_judges import build_tiny_clip
+
+    build_tiny_clip(comfy.models / "visualcritic" / "tiny_clip_judge")
+    graph = _score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 3355443}},
+                         {"critic": "signal", "hub_id_or_path": "+tiny_clip_judge", "device": "auto", "dtype": "auto",
+                          "quantization": "none"})
+    graph["4"] = {"class_type": "VCTestText", "inputs": {"text": "a photo of a cat"}}
+    graph["3"]["inputs"]["prompt"] = ["4", 0]
+    reports = comfy.run(graph)["outputs"]["3"]["reports"]
+    assert len(reports) == 2
+    for report in reports:
+        assert 1 <= report["alignment"] <= 5 and report["sources"]["mos"] == "signal"
+        assert report["sources"]["alignment"].endswith("tiny_clip_judge") and "alignment" in report["raw_scores"]
+    unprompted = _score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+                              graph["2"]["inputs"])
+    assert comfy.run(unprompted)["outputs"]["3"]["reports"][0]["alignment"] is None
