@@ -1,5 +1,6 @@
-"""One contract, every critic: the built-in signal critic and an LMM critic of each family
-(tiny random-weight checkpoints built here and loaded back through `load_critic`)."""
+"""One contract, every critic: the built-in signal critic, an LMM critic of each family and
+a composed critic (tiny random-weight checkpoints built here and loaded back through
+`load_critic`)."""
 import numpy as np
 import pytest
 import torch
@@ -11,11 +12,17 @@ from visualcritic_core.tiny_models import build_tiny_checkpoint
 FAMILIES = ("llava", "llava_onevision", "qwen2_vl", "qwen2_5_vl")
 
 
-@pytest.fixture(scope="module", params=("signal", *FAMILIES))
+@pytest.fixture(scope="module", params=("signal", *FAMILIES, "composed"))
 def critic(request, tmp_path_factory):
     torch.set_num_threads(1)
     if request.param == "signal":
         return load_critic("signal", device="cpu")
+    if request.param == "composed":  # signal + an AI-image detector + a CLIP alignment judge
+        from tiny_judges import build_tiny_classifier, build_tiny_clip
+
+        detector = build_tiny_classifier(tmp_path_factory.mktemp("detector"), "vit", ("real", "fake"), seed=1)
+        clip = build_tiny_clip(tmp_path_factory.mktemp("clip"))
+        return load_critic(["signal", str(detector), str(clip)], device="cpu")
     folder = build_tiny_checkpoint(request.param, tmp_path_factory.mktemp(request.param))
     return load_critic(str(folder), device="cpu", items="all")
 
