@@ -39,7 +39,6 @@ class CompositeCritic(Critic):
         self.capabilities = frozenset(self.choice)
         self.max_side = None if any(m.max_side is None for m in members) else max(m.max_side for m in members)
         self.default_batch_size = min(m.default_batch_size for m in members)
-        self._modules = torch.nn.ModuleList([m.torch_module for m in members if m.torch_module is not None])
 
     def _resolve_choice(self, choose: Mapping[str, str]) -> dict[str, Member]:
         """item -> the member that says it."""
@@ -66,7 +65,10 @@ class CompositeCritic(Critic):
     # -- host integration: the members' weights move together -----------------------
     @property
     def torch_module(self) -> torch.nn.Module | None:
-        return self._modules if len(self._modules) else None
+        """The members' modules as one, built afresh: a member that dropped its weights on
+        `release()` (8/4-bit LMMs) must not be kept alive here."""
+        modules = [m.torch_module for m in self.members if m.torch_module is not None]
+        return torch.nn.ModuleList(modules) if modules else None
 
     def to(self, device: str | torch.device) -> "CompositeCritic":
         for member in self.members:
