@@ -56,12 +56,15 @@ def _progress_bar(total: int, desc: str, show: bool):
 
 
 def _generate_and_score(runner: PipelineRunner, turns: MemoryTurns, critic: Critic, prompt: str,
-                        negative: str | None, seeds: list[int], kwargs: dict[str, Any], bar: Any):
-    """Images and reports for `seeds`: the pipeline's turn, then the critic's."""
+                        negative: str | None, seeds: list[int], kwargs: dict[str, Any], bar: Any,
+                        intent: str | None = None):
+    """Images and reports for `seeds`: the pipeline's turn, then the critic's. The critic is
+    given the prompt (`intent`: the user's own, when tuning has rewritten it), so alignment
+    critics judge whether the images still show what was asked for."""
     turns.generating()
     images, sizes = runner(prompt, negative, seeds, kwargs, on_batch=bar.update)
     turns.scoring()
-    return images, critic.score(images), sizes
+    return images, critic.score(images, prompts=intent or prompt), sizes
 
 
 def best_of_n(
@@ -226,6 +229,7 @@ def tune_prompt(
     guidance = pipe_kwargs.pop("guidance_scale", call_default(pipe, "guidance_scale"))
     sampling = {k: v for k, v in (("num_inference_steps", steps), ("guidance_scale", guidance)) if v is not None}
     negative: str | None = negative_prompt if runner.takes_negative else None
+    intent = prompt
     turns = MemoryTurns(pipe, critic, offload)
     results: list[GenerationResult] = []
     revisions: list[PromptRevision] = []
@@ -236,7 +240,7 @@ def tune_prompt(
                 bar.set_description(f"tuning round {k + 1}/{rounds}")
                 kwargs = {**pipe_kwargs, **sampling}
                 images, reports, sizes = _generate_and_score(runner, turns, critic, prompt, negative, seeds,
-                                                             kwargs, bar)
+                                                             kwargs, bar, intent)
                 result = GenerationResult(prompt=prompt, negative_prompt=negative, seeds=list(seeds), images=images,
                                           reports=reports, objective=objective, pipe_kwargs=kwargs,
                                           batch_sizes=sizes, generator_device=runner.generator_device)
