@@ -102,10 +102,7 @@ class Critic(ABC):
         gives an empty list."""
         if describe and "description" not in self.capabilities:
             raise ValueError(f"critic {self.spec!r} cannot write descriptions")
-        resume = getattr(self, "_resume_device", None)
-        if resume is not None:
-            self.to(resume)
-            self._resume_device = None
+        self._resume()
         reports: list[QualityReport] = []
         size = batch_size or self.default_batch_size
         for batch in iter_batches(images, size, prepare=self.prepare, max_side=self.max_side):
@@ -113,6 +110,13 @@ class Critic(ABC):
             if progress is not None:
                 progress(len(reports))
         return reports
+
+    def _resume(self) -> None:
+        """Back to the device `release()` left, before any work."""
+        resume = getattr(self, "_resume_device", None)
+        if resume is not None:
+            self.to(resume)
+            self._resume_device = None
 
     def _score_splitting_on_oom(self, batch: torch.Tensor, describe: bool) -> list[QualityReport]:
         try:
