@@ -209,3 +209,27 @@ def test_a_custom_objective_reaches_the_request(chat_folder):
     text = proposer.request(result.rounds[0], Objective.parse("mos=1, sharpness=0.5"))
     assert text.startswith("Objective mos=1, sharpness=0.5; prompt a photo of a cat on a sofa;")
     assert "sharpness, 5 = very sharp: 1.50" in text
+
+
+def test_cli_tunes_with_a_language_model(chat_folder, tmp_path, capsys):
+    from tiny_diffusers import save_tiny_sd_pipeline
+    from visualcritic_core.cli import main
+
+    model = save_tiny_sd_pipeline(tmp_path / "sd")
+    wanted = "a photo of a cat on a sofa, golden hour light"
+    folder = chat_folder(rewrite(wanted))
+    out = tmp_path / "out"
+    common = ["generate", "--model", str(model), "--prompt", PROMPT, "--n", "2", "--steps", "2", "--width", "64",
+              "--height", "64", "--seed", "0", "--out", str(out), "--no-progress"]
+    assert main([*common, "--tune", "--tune-rounds", "2", "--proposer", f"llm:{folder}"]) == 0
+    log = json.loads((out / "log.json").read_text())
+    rounds = log["result"]["rounds"]
+    assert rounds[0]["revision"]["proposer"] == f"llm:{folder}" and rounds[0]["revision"]["rewrite"]
+    assert rounds[1]["prompt"] == wanted and isinstance(rounds[1]["kept"], bool)
+    instruction = tmp_path / "ask.txt"
+    instruction.write_text("Make {prompt} better. {scores}")
+    assert main([*common, "--tune", "--proposer", f"llm:{folder}", "--instruction", str(instruction)]) == 0
+    assert main([*common, "--proposer", "rules"]) == 2
+    assert "only apply when tuning" in capsys.readouterr().err
+    assert main([*common, "--tune", "--proposer", f"llm:{tmp_path / 'missing'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err

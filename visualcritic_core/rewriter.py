@@ -358,8 +358,65 @@ class LanguageModelProposer:
                               proposer=self.name, reply=reply, rewrite=True)
 
 
+def propose_guarded(proposer: Any, result: "GenerationResult", *, critic: "Critic", objective: Objective,
+                    original_prompt: str, max_words: int = 75) -> tuple[PromptRevision, dict[str, str] | None]:
+    """Ask `proposer` for the next revision of `result`, refusing a prompt that drops the
+    subject of `original_prompt` or exceeds `max_words` (the rule proposer's revision is
+    returned instead). Returns the revision and, when one was refused, what it was:
+    {"prompt", "proposer", "reason"}.
+
+    Proposers that take `original_prompt` (language-model proposers) get the user's own
+    prompt, so a rewrite of a rewrite still knows the subject."""
+    import inspect
+
+    from .proposers import RuleProposer
+
+    takes_original = "original_prompt" in inspect.signature(proposer).parameters
+    extra = {"original_prompt": original_prompt} if takes_original else {}
+    revision = proposer(result, critic=critic, objective=objective, **extra)
+    drift = keeps_subject(original_prompt, revision.positive, max_words=max_words)
+    if drift is None:
+        return revision, None
+    refused = {"prompt": revision.positive, "proposer": revision.proposer, "reason": drift}
+    fallback = RuleProposer()(result, critic=critic, objective=objective)
+    fallback.reasons.insert(0, f"the proposed prompt was refused ({drift}); the rule proposer's revision instead")
+    fallback.proposer, fallback.reply = "rules (fallback)", revision.reply
+    return fallback, refused
+
+
+def revise_once(reports: Sequence[Any], positive: str, negative: str = "", *, proposer: Any = "rules",
+                critic: "Critic | None" = None, images: Sequence[Any] | None = None,
+                original_prompt: str | None = None, objective: Objective | str | None = None,
+                max_words: int = 75) -> tuple[PromptRevision, dict[str, str] | None]:
+    """One revision outside a generation loop (the ComfyUI Prompt Feedback node): the
+    reports (and, for `proposer="critic"`, the images they describe) of one batch, the
+    prompts that made it, and a proposer — "rules", "critic", a chat model, or any
+    proposer callable. The subject guard applies as in `tune_prompt`; the objective guard
+    needs a next round, which only a loop has."""
+    from .generation.results import GenerationResult
+    from .proposers import RuleProposer
+
+    if not reports:
+        raise ValueError("revising a prompt needs the reports of at least one image")
+    if images is not None and len(images) != len(reports):
+        raise ValueError(f"{len(images)} images but {len(reports)} reports; give the images the reports describe")
+    if proposer == "rules":
+        proposer = RuleProposer()
+    elif proposer == "critic" or callable(getattr(proposer, "chat", None)):
+        if proposer == "critic" and (critic is None or images is None):
+            raise ValueError("the critic proposer needs the critic and the images it judged")
+        proposer = LanguageModelProposer(proposer)
+    elif not callable(proposer):
+        raise ValueError(f"proposer must be 'rules', 'critic', a chat model or a proposer callable, got {proposer!r}")
+    result = GenerationResult(prompt=positive, negative_prompt=negative, seeds=list(range(len(reports))),
+                              images=list(images) if images is not None else [None] * len(reports),
+                              reports=list(reports), objective=Objective.coerce(objective))
+    return propose_guarded(proposer, result, critic=critic, objective=result.objective,
+                           original_prompt=original_prompt or positive, max_words=max_words)
+
+
 __all__ = [
     "INSTRUCTION", "INSTRUCTION_FIELDS", "SYSTEM_PROMPT", "ChatModel", "CriticChat", "LanguageModelProposer",
     "Rewrite", "RewriteParseError", "TransformersChatModel", "keeps_subject", "load_chat_model", "parse_rewrite",
-    "subject_words",
+    "propose_guarded", "revise_once", "subject_words",
 ]

@@ -6,7 +6,6 @@ uses, so "best" means the same thing in a workflow, a script and the CLI.
 """
 from __future__ import annotations
 
-import inspect
 import math
 import statistics
 from typing import Any, Sequence
@@ -16,7 +15,7 @@ from ..objective import Objective
 from ..proposers import DescriptionProposer, Proposer, RuleProposer, default_proposer
 from ..prompt_feedback import PromptRevision
 from ..registry import load_critic
-from ..rewriter import CriticChat, LanguageModelProposer, keeps_subject, load_chat_model
+from ..rewriter import CriticChat, LanguageModelProposer, load_chat_model, propose_guarded
 from .pipeline import InnerProgress, MemoryTurns, PipelineRunner, call_default, check_pipeline, resolve_seeds
 from .results import GenerationResult, TuneResult, UntilResult, order_key
 
@@ -187,15 +186,6 @@ def _resolve_proposer(proposer: Proposer | str | None, critic: Critic) -> Propos
     return proposer
 
 
-def _propose(proposer: Proposer, result: GenerationResult, critic: Critic, objective: Objective,
-             original_prompt: str) -> PromptRevision:
-    """Ask the proposer; those that take `original_prompt` (language-model proposers) get
-    the user's own prompt, so a rewrite of a rewrite still knows the subject."""
-    takes_original = "original_prompt" in inspect.signature(proposer).parameters
-    extra = {"original_prompt": original_prompt} if takes_original else {}
-    return proposer(result, critic=critic, objective=objective, **extra)
-
-
 def _median_alignment(result: GenerationResult) -> float | None:
     values = [a for a in (getattr(r, "alignment", None) for r in result.reports) if a is not None]
     return statistics.median(values) if values else None
@@ -322,14 +312,11 @@ def tune_prompt(
                 bar.set_postfix(best=f"{max(r.best_score for r, ok in zip(results, accepted) if ok):.2f}")
                 # after a refused round the rules propose from the kept round: a language
                 # model asked the same question again would give the same refused answer
-                revision = _propose(proposer if why is None else rules, base, critic, objective, original)
-                drift = keeps_subject(original, revision.positive, max_words=max_words)
-                if drift is not None:
-                    rejections.append({"round": k, "prompt": revision.positive, "proposer": revision.proposer,
-                                       "reason": f"rewrite not tried: {drift}"})
-                    revision = rules(base, critic=critic, objective=objective)
-                    revision.reasons.insert(0, f"the proposed rewrite was refused ({drift}); rule revision instead")
-                    revision.proposer = "rules (fallback)"
+                revision, refused = propose_guarded(proposer if why is None else rules, base, critic=critic,
+                                                    objective=objective, original_prompt=original,
+                                                    max_words=max_words)
+                if refused is not None:
+                    rejections.append({"round": k, **refused, "reason": f"rewrite not tried: {refused['reason']}"})
                 revisions.append(revision)
                 if threshold is not None and why is None and _meets(objective, result.best_report, threshold):
                     stopped = "threshold"
