@@ -28,3 +28,8 @@ def test_lmm_throughput_prints_all_rows(shape):
     out = run_bench("lmm_throughput.py", "--shape", shape, "--batch-sizes", "2", "--repeats", "1",
                     "--warmup", "1", "--generate-images", "2", "--threads", "1")
     assert "generate()" in out and "7-item img/s" in out and "naive-7 img/s" in out
+
+
+def test_rewrite_cost_prints_the_rule_baseline():
+    out = run_bench("rewrite_cost.py", "--shape", "tiny", "--max-new-tokens", "8", "--repeats", "1", "--threads", "1")
+    assert "rule proposer (baseline)" in out and "language-model proposer" in out and "x the rules" in out

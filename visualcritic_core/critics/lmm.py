@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from ..images import resize_to_fit
+from ..images import iter_batches, resize_to_fit
 from ..report import ATTRIBUTES, QualityReport
 from .base import Critic, is_out_of_memory, resolve_device
 from .profiles import PROFILE_FILENAME, SCORED_ITEMS, CriticProfile, family_default, known_profile
@@ -492,15 +492,30 @@ class LMMCritic(Critic):
         return logits
 
     def _describe(self, model: torch.nn.Module, images: list[torch.Tensor]) -> list[str]:
-        text = render_prompt(self.processor, self.profile, self.profile.description_prompt)
-        inputs = self._inputs(model, text, images)
+        return self._generate(model, images, self.profile.description_prompt, self.describe_tokens)
+
+    def _generate(self, model: torch.nn.Module, images: list[torch.Tensor], question: str,
+                  max_new_tokens: int) -> list[str]:
+        """Greedy, batched answers to one question about each image."""
+        inputs = self._inputs(model, render_prompt(self.processor, self.profile, question), images)
         tokenizer = self.processor.tokenizer
         out = model.generate(
-            **inputs, max_new_tokens=self.describe_tokens, do_sample=False, num_beams=1,
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
         )
         new = out[:, inputs["input_ids"].shape[1]:]
         return [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+    def chat(self, images: Any, text: str, *, max_new_tokens: int = 256) -> list[str]:
+        """A free answer to `text` about each image (greedy, batched), for requests other
+        than the scoring questions, e.g. the prompt rewriter's (`rewriter.py`)."""
+        self._resume()
+        model = self._ensure_model()
+        answers: list[str] = []
+        for batch in iter_batches(images, self.default_batch_size, prepare=self.prepare, max_side=self.max_side):
+            with torch.inference_mode():
+                answers += self._generate(model, processor_images(batch), text, max_new_tokens)
+        return answers
 
 
 def _missing(item: str) -> str:
