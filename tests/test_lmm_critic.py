@@ -13,7 +13,7 @@ from visualcritic_core import load_critic
 from visualcritic_core.critics.profiles import PROFILE_FILENAME, SCORED_ITEMS, CriticProfile, known_profile
 from visualcritic_core.tiny_models import build_tiny_checkpoint
 
-FAMILIES = ("llava", "llava_onevision", "qwen2_vl", "qwen2_5_vl")
+FAMILIES = ("llava", "llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
 
 @pytest.fixture(scope="module", autouse=True)
