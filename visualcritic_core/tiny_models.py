@@ -192,8 +192,11 @@ def _qwen_bpe_json() -> str:
     return bpe.to_str()
 
 
+@functools.lru_cache(maxsize=None)
 def qwen_tokenizer(family: str) -> Any:
-    """The real Qwen2 tokenizer with `family`'s special tokens at their real ids, offline."""
+    """The real Qwen2 tokenizer with `family`'s special tokens at their real ids, offline.
+    One shared object per family and process (building one takes seconds): read it, save
+    it, do not modify it."""
     from tokenizers import AddedToken, Tokenizer
     from transformers import PreTrainedTokenizerFast
 
