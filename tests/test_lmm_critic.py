@@ -297,6 +297,10 @@ def test_tiny_checkpoint_builder_rejects_bad_arguments(tmp_path):
         build_tiny_checkpoint("mplug_owl2", tmp_path)
     with pytest.raises(ValueError, match="unknown size overrides"):
         build_tiny_checkpoint("llava", tmp_path, hidden=8)
+    with pytest.raises(ValueError, match="vocabulary must be"):
+        build_tiny_checkpoint("qwen2_vl", tmp_path, vocabulary="gpt2")
+    with pytest.raises(ValueError, match="Qwen vocabulary is for"):
+        build_tiny_checkpoint("llava", tmp_path, vocabulary="qwen")
 
 
 def test_throughput_benchmark_runs_on_tiny_shapes(tmp_path, capsys):

@@ -492,8 +492,9 @@ class LMMCritic(Critic):
         model = self._ensure_model()
         images = processor_images(batch)
         logits = self._answer_logits(model, images) if self.share_prefix else self._answer_logits_naive(model, images)
-        scores = {item: _expected_score(item, logits[item]) for item in self.items}
-        if self.profile.readout == "number":
+        numeric = self.profile.readout == "number"
+        scores = {item: _expected_score(item, logits[item]) for item in self.items if not (numeric and item == "mos")}
+        if numeric:
             scores["mos"] = _numeric_score(logits["mos"], [logits[_branch_key(d)] for d in NUMERIC_BRANCHES])
         if self.protocol == "official" and self.profile.generates:
             scores["mos"], texts = self._official_mos(model, images, scores["mos"])

@@ -276,7 +276,8 @@ def _mr_iqa(family: str) -> CriticProfile:
     """MR-IQA (Qwen3-VL, margin-learning regression; hub RobinY99/MR-IQA). Follows its model
     card (huggingface.co/RobinY99/MR-IQA, "Quick Start"): this system prompt and user prompt,
     no reasoning, answer written `<answer>3.74</answer>` (no spaces), the number in the
-    answer tags clamped to 1..5. The card names no decoding settings: greedy, 32 tokens."""
+    answer tags clamped to 1..5. The card shows no code: image before text as in the
+    Qwen-VL cards, and greedy decoding of at most 32 tokens are our choices."""
     return CriticProfile(
         family=family,
         system_prompt="You are an image quality assessment assistant. Output only the final score in <answer> "
