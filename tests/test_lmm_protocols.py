@@ -219,7 +219,6 @@ def test_official_protocol_generates_and_never_invents_a_score(known_critics, im
 
 def test_llava_pads_to_a_square_in_the_clip_mean_colour(tmp_path):
     critic = load_critic(str(build_tiny_checkpoint("llava", tmp_path / "llava")))
-    assert critic.max_side is None  # the processor's own 336-px resize, as the authors feed it
     wide = torch.rand(1, 3, 30, 60)
     square = critic.prepare(wide)
     assert square.shape[-2:] == (60, 60)

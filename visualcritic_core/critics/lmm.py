@@ -83,10 +83,13 @@ _SEQUENCE_KEYS = frozenset({"input_ids", "attention_mask", "mm_token_type_ids", 
 """Processor outputs laid out per text token (cut to the prefix); the rest are image data."""
 
 CPU_MAX_SIDE = 768
-"""Longest image side fed to Qwen-VL critics on a CPU by default. Elsewhere (and for
-LLaVA / OneVision, whose processors resize to a fixed grid) the processor's own budget
-applies, as in the authors' evaluations: Qwen2/2.5-VL max_pixels 12,845,056 (~3584²,
-16k visual tokens), which a CPU would take minutes per image over."""
+"""Longest image side fed to Qwen-VL critics on a CPU by default. On other devices the
+processor's own budget applies, as in the authors' evaluations: Qwen2/2.5-VL max_pixels
+12,845,056 (~3584², 16k visual tokens), which a CPU would take minutes per image over."""
+
+LLAVA_MAX_SIDE = 1024
+"""LLaVA-1.5's processor brings every image to 336 px; reducing huge files to 1024 px first
+(3× that, antialiased) keeps the padded square's memory bounded and changes nothing visible."""
 
 UNPARSED_MARK = "[answer not parsed; MOS from the answer-token readout] "
 """Start of the description of an official-protocol report whose answer did not parse."""
@@ -169,7 +172,11 @@ def load_lmm_critic(
 
 
 def default_max_side(family: str, device: torch.device) -> int | None:
-    """None (the processor's own pixel budget), except Qwen-VL on a CPU: CPU_MAX_SIDE."""
+    """None (the processor's own pixel budget: OneVision's anyres grid gets the full image,
+    as Q-SiT's evaluation feeds it), except LLAVA_MAX_SIDE for LLaVA-1.5 and CPU_MAX_SIDE for
+    Qwen-VL on a CPU."""
+    if family == "llava":
+        return LLAVA_MAX_SIDE
     return CPU_MAX_SIDE if family.startswith("qwen") and device.type == "cpu" else None
 
 
