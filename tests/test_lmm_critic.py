@@ -219,6 +219,12 @@ def test_folder_profile_wins_and_known_checkpoints_get_theirs(checkpoints, tmp_p
     assert r1.readout == "number" and r1.generates
     assert known_profile("llava-hf/llava-1.5-7b-hf", "llava") is None
 
+    # a profile saved before attributes had their own words is read the way it was trained
+    older = CriticProfile.from_dict({"family": "qwen2_vl", "answer_prefix": "Its {item} is",
+                                     "level_words": ["a", "b", "c", "d", "e"]})
+    assert older.answer_prefix_for("noisiness") == "Its noisiness is"
+    assert older.answer_words_for("noisiness") == ("a", "b", "c", "d", "e")
+
     broken = tmp_path / "broken"
     shutil.copytree(checkpoints["qwen2_vl"], broken)
     (broken / PROFILE_FILENAME).write_text(json.dumps({"family": "qwen2_vl", "level_words": ["a", "b"]}))

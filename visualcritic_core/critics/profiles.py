@@ -78,7 +78,7 @@ class CriticProfile:
     (the checkpoint writes a 1–5 number right after `answer_prefix`: expectation over the
     first digit plus, given each digit d, the expectation over the tenths after "d.")."""
     attribute_answer_prefix: str = "This image is"
-    """What the assistant turn starts with for the five attributes."""
+    """What the assistant turn starts with for the five attributes ("{item}" allowed)."""
     attribute_words: tuple[str, ...] = AMOUNT_WORDS
     """Five words, most of the attribute first, scored 5..1 (5 = very much of it)."""
     ai_words: tuple[str, str] = ("yes", "no")
@@ -131,11 +131,10 @@ class CriticProfile:
         """The assistant-turn start whose next token is the answer word for `item`."""
         if item == "ai_generated":
             return self.ai_answer_prefix
-        if item in ATTRIBUTES:
-            return self.attribute_answer_prefix
         if item not in ITEM_NAMES:
             raise ValueError(f"unknown item {item!r}; expected one of {list(SCORED_ITEMS)}")
-        return self.answer_prefix.replace("{item}", ITEM_NAMES[item])
+        prefix = self.attribute_answer_prefix if item in ATTRIBUTES else self.answer_prefix
+        return prefix.replace("{item}", ITEM_NAMES[item])
 
     def answer_words_for(self, item: str) -> tuple[str, ...]:
         """The words whose probabilities score `item`: five levels / amounts / digits
@@ -172,7 +171,11 @@ class CriticProfile:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown profile fields {sorted(unknown)}; fields are {sorted(names)}")
-        return cls(**dict(data))
+        data = dict(data)
+        if "attribute_answer_prefix" not in data:  # written before attributes had their own words:
+            data["attribute_answer_prefix"] = data.get("answer_prefix", cls.answer_prefix)  # asked like MOS
+            data.setdefault("attribute_words", data.get("level_words", LEVEL_WORDS))
+        return cls(**data)
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / PROFILE_FILENAME
