@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from visualcritic_core import load_critic
-from visualcritic_core.critics.lmm import CPU_MAX_SIDE, UNPARSED_MARK, default_max_side, parse_rating, render_prompt
-from visualcritic_core.critics.lmm import LMMCritic
+from visualcritic_core.critics.lmm import (
+    CPU_MAX_SIDE,
+    UNPARSED_MARK,
+    LMMCritic,
+    default_max_side,
+    parse_rating,
+    render_prompt,
+)
 from visualcritic_core.critics.profiles import CLIP_MEAN_RGB, CriticProfile, known_profile
 from visualcritic_core.tiny_models import build_tiny_checkpoint, qwen_tokenizer
 
@@ -22,9 +28,11 @@ EXPECTED_MOS_PROMPTS = {
     # Q-Future/Q-SiT eval_scripts/qsit_transformers_test_iqa.py, through the HF OneVision template
     "q-sit-mini": (
         "llava_onevision",
-        "<|im_start|>user <image>\nAssume you are an image quality evaluator. \nYour rating should be chosen from "
-        "the following five categories: Excellent, Good, Fair, Poor, and Bad (from high to low). \nHow would you "
-        "rate the quality of this image?<|im_end|><|im_start|>assistant\nThe quality of this image is ",
+        (
+            "<|im_start|>user <image>\nAssume you are an image quality evaluator. \nYour rating should be chosen "
+            "from the following five categories: Excellent, Good, Fair, Poor, and Bad (from high to low). \nHow "
+            "would you rate the quality of this image?<|im_end|><|im_start|>assistant\nThe quality of this image is "
+        ),
     ),
     # TianheWu/VisualQuality-R1 README.md (non-thinking), add_vision_id=True, default system prompt
     "VisualQuality-R1-7B": (
@@ -108,7 +116,7 @@ def images():
 
 def test_real_qwen_vocabulary_reproduces_the_published_ids():
     tokenizer = qwen_tokenizer("qwen2_5_vl")
-    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
     assert encode("Hello world") == [9707, 1879]
     assert encode(" excellent") == [9073] and encode("Excellent") == [49655]
     assert len(encode("excellent")) == 2  # bare lowercase splits ("ex" + "cellent")
@@ -124,7 +132,7 @@ def test_known_checkpoints_are_asked_as_their_authors_ask(known_critics, name, i
     expected = EXPECTED_MOS_PROMPTS[name][1]
     assert critic._prompts["mos"] == expected
     tokenizer = critic.processor.tokenizer
-    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]
     prompt_ids = encode(expected)
     if name == "q-sit-mini":
         # Q-SiT's eval tokenises the prefix on its own (ending in the " " token 220) and reads

@@ -515,22 +515,21 @@ def _qwen3_vl_config(family: str, tokenizer: Any, sizes: dict[str, int]) -> Any:
 
 
 def _qwen_vl_processor(family: str, tokenizer: Any, side: int, patch: int) -> Any:
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    import transformers
 
+    processor_class, video_class = {
+        "qwen2_vl": ("Qwen2VLProcessor", "Qwen2VLVideoProcessor"),
+        "qwen2_5_vl": ("Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor"),
+        "qwen3_vl": ("Qwen3VLProcessor", "Qwen3VLVideoProcessor"),
+    }[family]
+    Processor, VideoProcessor = getattr(transformers, processor_class), getattr(transformers, video_class)
     pixels = {"shortest_edge": side * side, "longest_edge": side * side}
     norm = dict(image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711])
-    if family == "qwen3_vl":
-        from transformers import Qwen3VLProcessor as Processor, Qwen3VLVideoProcessor as VideoProcessor
-
+    if family == "qwen3_vl":  # Qwen3-VL's image processor normalises to -1..1
         norm = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
-    else:
-        from transformers import Qwen2_5_VLProcessor as Processor, Qwen2VLVideoProcessor as VideoProcessor
-
-        if family == "qwen2_vl":
-            from transformers import Qwen2VLProcessor as Processor
     common = dict(size=pixels, patch_size=patch, merge_size=2, temporal_patch_size=2, **norm)
     return Processor(
-        image_processor=Qwen2VLImageProcessor(**common),
+        image_processor=transformers.Qwen2VLImageProcessor(**common),
         tokenizer=tokenizer,
         video_processor=VideoProcessor(**common),
         chat_template=REAL_CHAT_TEMPLATES["qwen3_vl"] if family == "qwen3_vl"

@@ -64,8 +64,10 @@ _PLAIN_TEMPLATES: dict[str, tuple[str, str]] = {
         "<|im_start|>system \n{system}<|im_end|>",
     ),
     "qwen2_vl": (
-        "<|im_start|>user\n{vision}<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n"
-        "<|im_start|>assistant\n",
+        (
+            "<|im_start|>user\n{vision}<|vision_start|><|image_pad|><|vision_end|>{question}<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        ),
         "<|im_start|>system\n{system}<|im_end|>\n",
     ),
 }
