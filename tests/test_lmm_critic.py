@@ -318,9 +318,12 @@ def test_throughput_benchmark_runs_on_tiny_shapes(tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "bench.json"
-    assert bench.main(["--shape", "tiny-qwen2_vl", "--device", "cpu", "--batch-sizes", "2", "--repeats", "1",
-                       "--warmup", "0", "--generate-images", "1", "--json", str(out)]) == 0
-    (row,) = json.loads(out.read_text())["rows"]
+    assert bench.main(["--shape", "tiny-qwen2_5_vl", "--device", "cpu", "--batch-sizes", "2", "--repeats", "1",
+                       "--warmup", "0", "--generate-images", "1", "--official-tokens", "4", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    (row,) = results["rows"]
+    assert results["official"]["official_img_s"] > 0 and results["official"]["fast_img_s"] > 0
     assert row["batch"] == 2 and row["mos_img_s"] > 0 and row["full_img_s"] > 0 and row["naive_img_s"] > 0
     assert row["prefill_tflops"] > 0
-    assert "7-item img/s" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "7-item img/s" in printed and "official protocol (<= 4 new tokens)" in printed
