@@ -104,7 +104,9 @@ REAL_CHAT_TEMPLATES: dict[str, str] = {
         "%}<|im_start|>assistant\n{% endif %}"
     ),
     # llava-hf/llava-onevision-qwen2-0.5b-ov-hf chat_template.json (no default system prompt;
-    # images, then videos, then "\n" + each text).
+    # images, then videos, then "\n" + each text). transformers' own processor test
+    # (tests/models/llava_onevision/test_processing_llava_onevision.py) expects it to render
+    # "<|im_start|>user <image>\nWhat is shown in this image?<|im_end|><|im_start|>assistant\n".
     "llava_onevision": (
         "{% for message in messages %}{{'<|im_start|>' + message['role'] + ' '}}{# Render all images first #}"
         "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}"

@@ -52,7 +52,8 @@ image is" (a rating question answered "excellent" would most likely mean *little
 
 CLIP_MEAN_RGB = (122, 116, 104)
 """OpenAI CLIP's image mean in 0..255, the colour Q-Align / DeQA-Score / LLaVA-1.5 pad
-images to a square with (`tuple(int(x * 255) for x in image_processor.image_mean)`)."""
+images to a square with (Q-Future/Q-Align q_align/evaluate/scorer.py: `expand2square(img,
+tuple(int(x * 255) for x in image_processor.image_mean))`, image pasted centred)."""
 
 READOUTS = ("levels", "number")
 PROTOCOLS = ("fast", "official")
