@@ -70,8 +70,8 @@ class CriticProfile:
     """Extra arguments of `apply_chat_template`, e.g. {"add_vision_id": True} ("Picture 1: ")."""
     questions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_QUESTIONS))
     answer_prefix: str = "The {item} of the image is"
-    """Text the assistant turn starts with for MOS (and any item without its own prefix),
-    so the next token is the answer word; "{item}" becomes the item's plain name."""
+    """Text the assistant turn starts with for MOS, so the next token is the answer word;
+    "{item}" becomes the item's plain name ("quality")."""
     level_words: tuple[str, ...] = LEVEL_WORDS
     """Five words, highest level first, scored 5..1: MOS's answer words (readout "levels")."""
     readout: str = "levels"
