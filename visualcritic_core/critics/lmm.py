@@ -136,7 +136,9 @@ def load_lmm_critic(
     max_side: longest image side fed to the processor (default: the processor's own
         budget; CPU_MAX_SIDE for Qwen-VL families on a CPU).
     protocol: "fast" (answer-word probabilities, no generation) or "official" (generate
-        MOS as the checkpoint's authors do; see the module docs for the cost).
+        MOS as the checkpoint's authors do, the response becoming the description; see the
+        module docs for the cost). Where the authors read answer-word probabilities
+        themselves (Q-SiT; profiles without `answer_pattern`) both are the same.
     official_max_tokens: bound the official protocol's new tokens below the profile's.
     """
     spec = os.path.expanduser(spec)
