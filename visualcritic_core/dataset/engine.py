@@ -146,30 +146,36 @@ def _run_ray(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, 
 
     if not pending:
         return 0, 0
-    remaining = {s.shard_id: len(s) for s in pending}
-    collected: dict[str, tuple[list, list]] = {s.shard_id: ([], []) for s in pending}
     units = [dataclasses.asdict(s) for s in pending]
-    scored = failed = 0
-    size = batch_size or 16
-    with ray_session(address, num_cpus), _progress_bar(sum(remaining.values()), progress,
+    with ray_session(address, num_cpus), _progress_bar(sum(map(len, pending)), progress,
                                                         "score-dataset (ray)") as bar:
         results = stream_rows(units, CriticScorer, {"loader": loader, "batch_size": batch_size, "describe": describe},
                               read=read_shard_rows, workers=workers, gpus_per_worker=gpus_per_worker,
-                              cpus_per_worker=0 if gpus_per_worker else 1, batch_size=size)
-        for result in results:
-            shard_id = result["shard"]
-            rows, errors = collected[shard_id]
-            if result["error"] is None:
-                rows.append(json.loads(result["row"]))
-            else:
-                errors.append({KEY_COLUMN: result["path"], "error": result["error"]})
-            remaining[shard_id] -= 1
-            bar.update(1)
-            if remaining[shard_id] == 0:
-                folder.write_shard(shard_id, rows_to_table(rows), errors)
-                scored, failed = scored + len(rows), failed + len(errors)
-                del collected[shard_id]
+                              batch_size=batch_size or 16)
+        return write_as_complete(results, pending, folder, lambda r: json.loads(r["row"]), rows_to_table, bar)
+
+
+def write_as_complete(results, pending: list[Shard], folder: OutputFolder, parse: Callable[[dict], dict],
+                      make_table: Callable[[list[dict]], Any], bar) -> tuple[int, int]:
+    """Collect result rows (`shard`, `path`, `error`, …) arriving in any order, and write
+    each shard the moment its last image is in. Returns (rows written, errors)."""
+    remaining = {s.shard_id: len(s) for s in pending}
+    collected: dict[str, tuple[list, list]] = {s.shard_id: ([], []) for s in pending}
+    scored = failed = 0
+    for result in results:
+        shard_id = result["shard"]
+        rows, errors = collected[shard_id]
+        if result["error"] is None:
+            rows.append(parse(result))
+        else:
+            errors.append({KEY_COLUMN: result["path"], "error": result["error"]})
+        remaining[shard_id] -= 1
+        bar.update(1)
+        if remaining[shard_id] == 0:
+            folder.write_shard(shard_id, make_table(rows), errors)
+            scored, failed = scored + len(rows), failed + len(errors)
+            del collected[shard_id]
     unfinished = [i for i, n in remaining.items() if n]
     if unfinished:
-        raise RuntimeError(f"Ray returned no result for some images of shards {unfinished[:5]}; rerun to retry them")
+        raise RuntimeError(f"Ray returned no result for some items of shards {unfinished[:5]}; rerun to retry them")
     return scored, failed
