@@ -71,7 +71,7 @@ def stream_rows(units: list[dict[str, Any]], actor_cls: type, actor_kwargs: dict
     if read is not None:
         # Reading is mostly waiting on storage. It asks for no CPU of its own: actors holding
         # every CPU (workers == CPUs) would otherwise leave it none and the pipeline would stall.
-        ds = ds.flat_map(read, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=max(2, workers)))
+        ds = ds.flat_map(read, num_cpus=0, compute=ray.data.TaskPoolStrategy(size=min(len(units), max(2, workers))))
     # Ray Data restarts a dead actor and retries its batch by default (max_restarts=-1,
     # max_task_retries=-1: ray/data/_internal/execution/operators/actor_pool_map_operator.py).
     ds = ds.map_batches(actor_cls, fn_constructor_kwargs=actor_kwargs, batch_size=batch_size,
