@@ -49,7 +49,7 @@ class ScoreSummary:
 
     def line(self) -> str:
         text = (f"{self.images_scored} images scored, {self.errors} failed, in {self.seconds:.1f} s "
-                f"({self.images_per_second:.1f} img/s); shards: {self.shards_written} written, "
+                f"({self.images_per_second:.1f} img/s, start-up included); shards: {self.shards_written} written, "
                 f"{self.shards_skipped} already done, of {self.shards_total}; {self.errors_total} errors "
                 f"in {self.out / 'errors.jsonl'}")
         if self.passing is not None:
@@ -57,12 +57,25 @@ class ScoreSummary:
         return text
 
 
-def _progress_bar(total: int, wanted: bool | None, desc: str):
-    from tqdm import tqdm
+class Progress:
+    """A tqdm bar on stderr (rows/s and ETA) that remembers when the run started."""
 
-    if wanted is None:
-        wanted = sys.stderr.isatty()
-    return tqdm(total=total, unit="img", desc=desc, disable=not wanted, dynamic_ncols=True, file=sys.stderr)
+    def __init__(self, total: int, wanted: bool | None, desc: str):
+        from tqdm import tqdm
+
+        if wanted is None:
+            wanted = sys.stderr.isatty()
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=total, unit="img", desc=desc, disable=not wanted, dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def score_dataset(
@@ -112,34 +125,32 @@ def score_dataset(
             "describe": describe, "shard_size": shard_size}
     folder = OutputFolder(out, json.loads(json.dumps(plan)), [s.shard_id for s in shards])
     pending = [s for s in shards if not folder.is_done(s.shard_id)]
-    started = time.perf_counter()
     run = _run_local if engine == "local" else _run_ray
-    scored, failed = run(pending, folder, loader, batch_size=batch_size, describe=describe, progress=progress,
-                         address=address, workers=workers, gpus_per_worker=gpus_per_worker, num_cpus=num_cpus)
-    seconds = time.perf_counter() - started
+    with Progress(sum(map(len, pending)), progress, f"score-dataset ({engine})") as bar:
+        scored, failed = run(pending, folder, loader, batch_size=batch_size, describe=describe, bar=bar,
+                             address=address, workers=workers, gpus_per_worker=gpus_per_worker, num_cpus=num_cpus)
     summary = ScoreSummary(folder.root, len(shards), len(shards) - len(pending), len(pending), scored, failed,
-                           seconds, errors_total=folder.collect_errors())
+                           time.perf_counter() - bar.started, errors_total=folder.collect_errors())
     if objective is not None:
         summary.passing = folder.write_passing(lambda row: objective.passes(row_to_report(row)))
     return summary
 
 
-def _run_local(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, progress,
+def _run_local(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, bar,
                **_ray_only) -> tuple[int, int]:
     """One shard at a time in this process: memory holds one batch of pixels and one
     shard of result rows, whatever the size of the source."""
     critic = loader() if pending else None
     scored = failed = 0
-    with _progress_bar(sum(map(len, pending)), progress, "score-dataset (local)") as bar:
-        for shard in pending:
-            rows, errors = score_items(critic, read_shard(shard), batch_size=batch_size, describe=describe,
-                                       on_done=bar.update)
-            folder.write_shard(shard.shard_id, rows_to_table(rows), errors)
-            scored, failed = scored + len(rows), failed + len(errors)
+    for shard in pending:
+        rows, errors = score_items(critic, read_shard(shard), batch_size=batch_size, describe=describe,
+                                   on_done=bar.update)
+        folder.write_shard(shard.shard_id, rows_to_table(rows), errors)
+        scored, failed = scored + len(rows), failed + len(errors)
     return scored, failed
 
 
-def _run_ray(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, progress, address,
+def _run_ray(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, bar, address,
              workers, gpus_per_worker, num_cpus) -> tuple[int, int]:
     """Ray Data over the pending shards; the driver writes each shard when it is complete."""
     from .ray_engine import CriticScorer, ray_session, read_shard_rows, stream_rows
@@ -147,8 +158,7 @@ def _run_ray(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, 
     if not pending:
         return 0, 0
     units = [dataclasses.asdict(s) for s in pending]
-    with ray_session(address, num_cpus), _progress_bar(sum(map(len, pending)), progress,
-                                                        "score-dataset (ray)") as bar:
+    with ray_session(address, num_cpus):
         results = stream_rows(units, CriticScorer, {"loader": loader, "batch_size": batch_size, "describe": describe},
                               read=read_shard_rows, workers=workers, gpus_per_worker=gpus_per_worker,
                               batch_size=batch_size or 16)

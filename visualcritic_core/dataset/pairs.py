@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..objective import Objective
-from .engine import ScoreSummary, _progress_bar, write_as_complete
+from .engine import Progress, ScoreSummary, write_as_complete
 from .scoring import CriticLoader
 from .sources import Shard
 from .store import OutputFolder
@@ -188,8 +188,7 @@ def generate_pairs(prompts: str | os.PathLike, out: str | os.PathLike, settings:
         plan.pop(local_only)
     folder = OutputFolder(out, plan, [s.shard_id for s in shards])
     pending = [s for s in shards if not folder.is_done(s.shard_id)]
-    started = time.perf_counter()
-    with _progress_bar(sum(map(len, pending)), progress, f"generate-pairs ({engine})") as bar:
+    with Progress(sum(map(len, pending)), progress, f"generate-pairs ({engine})") as bar:
         if not pending:
             made, failed = 0, 0
         elif engine == "local":
@@ -203,7 +202,7 @@ def generate_pairs(prompts: str | os.PathLike, out: str | os.PathLike, settings:
                                       gpus_per_worker=gpus_per_worker, batch_size=1)
                 made, failed = write_as_complete(results, pending, folder, _pair_columns, pairs_table, bar)
     summary = ScoreSummary(folder.root, len(shards), len(shards) - len(pending), len(pending), made, failed,
-                           time.perf_counter() - started, errors_total=folder.collect_errors())
+                           time.perf_counter() - bar.started, errors_total=folder.collect_errors())
     return summary
 
 
