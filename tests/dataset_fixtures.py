@@ -9,7 +9,7 @@ from PIL import Image
 
 
 def picture(index: int, size: int = 64) -> Image.Image:
-    """A smooth scene with a different blur/noise/exposure for every index, so MOS varies."""
+    """A smooth scene with a different exposure and noise level for every index, so MOS varies."""
     rng = np.random.default_rng(index)
     y, x = np.mgrid[0:size, 0:size] / size
     base = np.stack([0.5 + 0.4 * np.sin(6 * x + index), 0.5 + 0.4 * np.cos(5 * y + 0.3 * index), x * y], -1)
@@ -24,15 +24,13 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-CORRUPT = {"broken.png": b"this is not a png", "truncated.png": None}
-
-
 def write_folder(folder: Path, count: int, subfolders: int = 2) -> Path:
-    """`count` pictures in `subfolders` subfolders, plus the CORRUPT files."""
+    """`count` pictures in `subfolders` subfolders, plus two corrupt files: broken.png (not
+    an image at all) and truncated.png (a PNG cut short)."""
     for i in range(count):
         sub = folder / f"part{i % subfolders}"
         sub.mkdir(parents=True, exist_ok=True)
         picture(i).save(sub / f"img{i:04d}.png")
-    (folder / "broken.png").write_bytes(CORRUPT["broken.png"])
+    (folder / "broken.png").write_bytes(b"this is not a png")
     (folder / "truncated.png").write_bytes(png_bytes(picture(0))[:120])
     return folder

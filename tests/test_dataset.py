@@ -1,6 +1,7 @@
 """score-dataset and generate-pairs on the local engine: sources, the row schema, errors,
 filtering, resuming and interrupts. (The Ray engine: tests/test_dataset_ray.py.)"""
 import dataclasses
+import io
 import json
 import tarfile
 from dataclasses import dataclass, field
@@ -16,10 +17,9 @@ from visualcritic_core.dataset import (
     OutputFolderError, SourceError, arrow_schema, list_shards, read_shard, report_columns, report_to_row,
     row_to_report, score_dataset,
 )
-from visualcritic_core.dataset.scoring import CriticLoader
 from visualcritic_core.report import ATTRIBUTES, QualityReport
 
-from dataset_fixtures import picture, png_bytes, write_folder
+from dataset_fixtures import write_folder
 
 
 def read_output(out: Path) -> pa.Table:
@@ -47,7 +47,7 @@ def test_every_source_kind_lists_the_same_images_in_stable_shards(tmp_path, imag
             tar.add(p, arcname=f"{p.stem}.png")
             info = tarfile.TarInfo(f"{p.stem}.txt")
             info.size = 3
-            tar.addfile(info, fileobj=__import__("io").BytesIO(b"cap"))
+            tar.addfile(info, fileobj=io.BytesIO(b"cap"))
     expected = [p.read_bytes() for p in files]
     for source in (images / "list.txt", tmp_path / "shard.parquet", tmp_path / "shard.tar"):
         shards = list_shards(source, shard_size=16)

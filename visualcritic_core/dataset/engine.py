@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..objective import Objective
 from .schema import KEY_COLUMN, row_to_report, rows_to_table
-from .scoring import CriticLoader, score_items
+from .scoring import CriticLoader, check_describe, score_items
 from .sources import DEFAULT_SHARD_SIZE, Shard, list_shards, read_shard
 from .store import OutputFolder
 
@@ -141,6 +141,8 @@ def _run_local(pending: list[Shard], folder: OutputFolder, loader, *, batch_size
     """One shard at a time in this process: memory holds one batch of pixels and one
     shard of result rows, whatever the size of the source."""
     critic = loader() if pending else None
+    if critic is not None:
+        check_describe(critic, describe)
     scored = failed = 0
     for shard in pending:
         rows, errors = score_items(critic, read_shard(shard), batch_size=batch_size, describe=describe,

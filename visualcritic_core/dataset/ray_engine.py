@@ -60,7 +60,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
 
 
 def stream_rows(units: list[dict[str, Any]], actor_cls: type, actor_kwargs: dict[str, Any], *,
-                read: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+                read: Callable[[dict[str, Any]], Iterator[dict[str, Any]]] | None = None,
                 workers: int = 1, gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0,
                 batch_size: int = 16) -> Iterator[dict[str, Any]]:
     """Run `units` (one JSON-able dict per shard) through Ray Data: `read` (a flat_map,
@@ -81,13 +81,14 @@ def stream_rows(units: list[dict[str, Any]], actor_cls: type, actor_kwargs: dict
         yield from batch.to_pylist()
 
 
-def read_shard_rows(unit: dict[str, Any]) -> list[dict[str, Any]]:
-    """flat_map: one shard unit -> a row per image: shard id, key, bytes or read error."""
+def read_shard_rows(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """flat_map: one shard unit -> a row per image: shard id, key, bytes or read error.
+    A generator, so Ray Data cuts the shard into blocks as it reads instead of holding it."""
     from .sources import Shard, read_shard
 
     shard = Shard(**{**unit, "keys": tuple(unit["keys"])})
-    return [{"shard": shard.shard_id, "path": key, "data": data, "error": error}
-            for key, data, error in read_shard(shard)]
+    for key, data, error in read_shard(shard):
+        yield {"shard": shard.shard_id, "path": key, "data": data, "error": error}
 
 
 class CriticScorer:
@@ -96,7 +97,10 @@ class CriticScorer:
     or its error."""
 
     def __init__(self, loader: Callable[[], Any], batch_size: int | None = None, describe: bool = False):
+        from .scoring import check_describe
+
         self.critic = loader()
+        check_describe(self.critic, describe)
         self.batch_size = batch_size
         self.describe = describe
 

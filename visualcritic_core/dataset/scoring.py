@@ -31,6 +31,12 @@ class CriticLoader:
         return load_critic(self.spec, device=self.device, dtype=self.dtype, **self.options)
 
 
+def check_describe(critic, describe: bool) -> None:
+    """Refuse --describe up front for a critic without descriptions (else every image would fail)."""
+    if describe and "description" not in critic.capabilities:
+        raise ValueError(f"critic {critic.spec!r} cannot write descriptions (drop describe, or use an LMM critic)")
+
+
 def decode_image(data: bytes, key: str, max_side: int | None = None) -> np.ndarray:
     """Encoded image bytes -> an HWC array (as `images.load_image` reads files: EXIF turned,
     JPEG draft and uint8 reduction towards `max_side`, 16-bit kept). Raises ImageInputError."""

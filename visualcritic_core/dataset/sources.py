@@ -208,22 +208,22 @@ def _read_parquet(shard: Shard) -> Iterator[tuple[str, bytes | None, str | None]
 
     file = pq.ParquetFile(shard.location)
     stop = shard.start + len(shard.keys)
-    groups, first, offset = [], None, 0
-    for g in range(file.metadata.num_row_groups):  # only the row groups this shard overlaps
-        rows = file.metadata.row_group(g).num_rows
-        if offset < stop and offset + rows > shard.start:
-            groups.append(g)
-            first = offset if first is None else first
+    keys = iter(shard.keys)
+    offset = 0
+    for group in range(file.metadata.num_row_groups):  # one row group in memory at a time
+        rows = file.metadata.row_group(group).num_rows
+        low, high = max(shard.start, offset), min(stop, offset + rows)
+        if low < high:
+            column = file.read_row_group(group, columns=[shard.image_column]).column(shard.image_column)
+            # the values first: zip stops on them without taking a key of the next row group
+            for value, key in zip(column.slice(low - offset, high - low).to_pylist(), keys):
+                if isinstance(value, dict):  # Hugging Face `Image` feature: {"bytes": …, "path": …}
+                    value = value.get("bytes")
+                if isinstance(value, (bytes, bytearray)) and value:
+                    yield key, bytes(value), None
+                else:
+                    yield key, None, f"{key}: column {shard.image_column!r} holds no image bytes"
         offset += rows
-    table = file.read_row_groups(groups, columns=[shard.image_column])
-    column = table.column(shard.image_column).slice(shard.start - first, len(shard.keys))
-    for key, value in zip(shard.keys, column.to_pylist()):
-        if isinstance(value, dict):  # Hugging Face `Image` feature: {"bytes": …, "path": …}
-            value = value.get("bytes")
-        if isinstance(value, (bytes, bytearray)) and value:
-            yield key, bytes(value), None
-        else:
-            yield key, None, f"{key}: column {shard.image_column!r} holds no image bytes"
 
 
 def _read_tar(shard: Shard) -> Iterator[tuple[str, bytes | None, str | None]]:
