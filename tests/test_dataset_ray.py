@@ -3,6 +3,7 @@ the same rows as the local engine, errors reported, reruns resume, a killed work
 batch is retried. Kept small: Ray actors start in seconds, not milliseconds."""
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -24,10 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def ray_cluster():
     import ray
 
+    # Token authentication off for this private test cluster, so a second driver (the CLI
+    # test's subprocess) can join it by address.
+    auth = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # CrashOnce travels to the workers by value
     yield ray
     ray.shutdown()
+    if auth is None:
+        os.environ.pop("RAY_AUTH_MODE")
+    else:
+        os.environ["RAY_AUTH_MODE"] = auth
 
 
 def read_output(out: Path) -> pa.Table:
@@ -124,3 +133,22 @@ def test_ray_generate_pairs_equals_local(ray_cluster, tmp_path):
     assert local.images_scored == on_ray.images_scored == 2
     for shard in (tmp_path / "local").glob("shard-*.parquet"):
         assert pq.read_table(tmp_path / "ray" / shard.name).equals(pq.read_table(shard))
+
+
+def test_cli_joins_a_running_cluster_by_address(ray_cluster, tmp_path, images):
+    """`--address` joins an existing cluster (here the module's, from a second process whose
+    workers get the package through runtime_env py_modules) and leaves it running."""
+    address = ray_cluster.get_runtime_context().gcs_address
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "visualcritic_core", "score-dataset", str(images), "--out",
+                          str(tmp_path / "cli"), "--engine", "ray", "--address", address, "--workers", "1",
+                          "--shard-size", "120", "--filter", "min:mos=2.5", "--no-progress"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (summary["images_scored"], summary["errors"], summary["shards_written"]) == (240, 2, 3)
+    local = score_dataset(images, tmp_path / "local", shard_size=120, filter="min:mos=2.5")
+    assert read_output(tmp_path / "cli").equals(read_output(tmp_path / "local"))
+    assert (tmp_path / "cli" / "passing.txt").read_text() == (tmp_path / "local" / "passing.txt").read_text()
+    assert local.passing == summary["passing"] and 0 < local.passing < 240
+    assert ray_cluster.is_initialized() and ray_cluster.cluster_resources().get("CPU") == 2
