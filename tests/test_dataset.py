@@ -224,3 +224,27 @@ def test_generate_pairs_writes_a_datasets_loadable_preference_set_and_resumes(tm
     assert sorted(f.stat().st_mtime_ns for f in (tmp_path / "p").glob("shard-*.parquet")) == stamps
     assert main([*args[:6], "2", *args[7:]]) == 2  # another n into the same folder
     assert "another run" in capsys.readouterr().err
+
+
+def test_bytes_decode_like_files_for_every_mode(tmp_path):
+    """Rows from bytes (all engines read bytes) equal the critic on the same files: RGBA,
+    16-bit grey, palette, greyscale JPEG, an EXIF-rotated JPEG."""
+    import numpy as np
+    from PIL import Image
+
+    from dataset_fixtures import picture
+
+    base = picture(3, size=80)
+    base.convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257)).save(tmp_path / "grey16.png")
+    base.convert("P").save(tmp_path / "palette.png")
+    base.convert("L").save(tmp_path / "grey.jpg", quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90°: the critic must see it upright, as load_image does
+    base.crop((0, 0, 80, 48)).save(tmp_path / "rotated.jpg", exif=exif, quality=90)
+    summary = score_dataset(tmp_path, tmp_path / "out")
+    assert (summary.images_scored, summary.errors) == (5, 0)
+    table = read_output(tmp_path / "out")
+    expected = load_critic("signal").score(table.column("path").to_pylist())
+    for column in ("mos", *ATTRIBUTES):
+        assert table.column(column).to_pylist() == pytest.approx([r.get(column) for r in expected], abs=1e-6), column
