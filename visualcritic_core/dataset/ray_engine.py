@@ -63,7 +63,7 @@ def stream_rows(units: list[dict[str, Any]], actor_cls: type, actor_kwargs: dict
                 read: Callable[[dict[str, Any]], Iterator[dict[str, Any]]] | None = None,
                 workers: int = 1, gpus_per_worker: float = 0.0, cpus_per_worker: float = 1.0,
                 batch_size: int = 16) -> Iterator[dict[str, Any]]:
-    """Run `units` (one JSON-able dict per shard) through Ray Data: `read` (a flat_map,
+    """Run `units` (JSON-able dicts: shards, or prompts) through Ray Data: `read` (a flat_map,
     one unit -> its rows) then `actor_cls` over `workers` actors; yield the result rows
     on the driver as they finish (in no particular order)."""
     ray = import_ray()
