@@ -80,34 +80,37 @@ def test_a_damaged_container_fails_its_images_not_the_run(tmp_path, images):
 
 
 @dataclass
-class FutureReport(QualityReport):
-    """A report with the fields issue 14 adds: they must become columns with no code change."""
+class ExtendedReport(QualityReport):
+    """A report with a field added later: it must become a column with no code change."""
 
-    alignment: float | None = None
-    sources: dict[str, str] = field(default_factory=dict)
+    aesthetics: float | None = None
 
     def to_dict(self):
-        return {**super().to_dict(), "alignment": self.alignment, "sources": dict(self.sources)}
+        return {**super().to_dict(), "aesthetics": self.aesthetics}
 
     @classmethod
     def from_dict(cls, data):
         base = QualityReport.from_dict(data)
-        return cls(**{**dataclasses.asdict(base), "alignment": data.get("alignment"),
-                      "sources": data.get("sources") or {}})
+        return cls(**{**dataclasses.asdict(base), "aesthetics": data.get("aesthetics")})
 
 
 def test_columns_follow_the_report_fields():
     schema = arrow_schema()
-    assert schema.names == ["path", "mos", *ATTRIBUTES, "ai_generated", "description", "critic"]
+    assert schema.names == ["path", "mos", *ATTRIBUTES, "ai_generated", "description", "critic", "alignment",
+                            "raw_scores", "sources"]
     assert schema.field("mos").type == pa.float64() and schema.field("critic").type == pa.string()
-    columns = {c.name: c for c in report_columns(FutureReport)}
-    assert columns["alignment"].arrow_type == "float64" and columns["sources"].json
-    report = FutureReport(mos=3.5, attributes={"sharpness": 4.0}, critic="ensemble", alignment=4.5,
-                          sources={"mos": "signal", "alignment": "tiny"})
+    assert schema.field("alignment").type == pa.float64()
+    columns = {c.name: c for c in report_columns(QualityReport)}
+    assert columns["sources"].json and columns["raw_scores"].json and not columns["alignment"].json
+    report = QualityReport(mos=3.5, attributes={"sharpness": 4.0}, critic="signal+tiny", alignment=4.5,
+                           raw_scores={"alignment": 0.31}, sources={"mos": "signal", "alignment": "tiny"})
     row = report_to_row("a.png", report)
     assert row["sharpness"] == 4.0 and row["alignment"] == 4.5 and json.loads(row["sources"])["mos"] == "signal"
-    assert pa.Table.from_pylist([row], schema=arrow_schema(FutureReport)).num_rows == 1
-    assert row_to_report(row, FutureReport) == report
+    assert pa.Table.from_pylist([row], schema=arrow_schema()).num_rows == 1
+    assert row_to_report(row) == report
+    extended = ExtendedReport(mos=2.0, aesthetics=3.25)
+    assert "aesthetics" in arrow_schema(ExtendedReport).names
+    assert row_to_report(report_to_row("b.png", extended), ExtendedReport) == extended
 
 
 def test_local_engine_scores_reports_errors_filters_and_resumes(tmp_path, images):
