@@ -387,5 +387,97 @@ def _scored_cells(critic: Critic, cells: torch.Tensor, shape: tuple[int, int], f
     return mos, {"quality": strength}, attributes
 
 
-__all__ = ["DEFAULT_CELL", "DEFAULT_THRESHOLD", "GLOBAL_IMPAIRMENTS", "LOCAL_IMPAIRMENTS", "QualityMap",
-           "quality_map"]
+# -- pictures ------------------------------------------------------------------------------
+_SCALE_MAX = 3.0  # colour scale top, in threshold units
+
+
+def _heat_colours(t: torch.Tensor) -> torch.Tensor:
+    """`[H,W]` in 0..1 → `[H,W,3]`: dark blue (fine) → yellow (the threshold, t=1/3) → red."""
+    stops = torch.tensor([[0.10, 0.20, 0.55], [0.10, 0.65, 0.65], [1.0, 0.85, 0.10], [0.95, 0.15, 0.10]])
+    x = t.clamp(0, 1) * (len(stops) - 1)
+    lo = x.floor().long().clamp_max(len(stops) - 2)
+    frac = (x - lo)[..., None]
+    return stops[lo] * (1 - frac) + stops[lo + 1] * frac
+
+
+def render_heatmap(image: Any, qmap: QualityMap, threshold: float = DEFAULT_THRESHOLD,
+                   max_side: int | None = 1024) -> "Image.Image":
+    """The image with its defect strength laid over it (transparent where fine), the
+    flagged regions outlined and each labelled with its worst impairment, a colour bar
+    and a legend underneath. Drawn at most `max_side` px wide/high (None: full size)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from .render import _font, to_pil
+
+    pil = to_pil(image)
+    if pil.size != (qmap.image_size[1], qmap.image_size[0]):
+        raise ValueError(f"image is {pil.size[0]}x{pil.size[1]} but the map is of a "
+                         f"{qmap.image_size[1]}x{qmap.image_size[0]} image")
+    if max_side and max(pil.size) > max_side:
+        pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    w, h = pil.size
+    strength = F.interpolate(qmap.defect_map()[None, None], size=(h, w), mode="bilinear",
+                             align_corners=False)[0, 0]
+    t = strength / (_SCALE_MAX * threshold)
+    alpha = (0.15 + 0.6 * (strength / threshold).clamp(0, 1))[..., None]
+    base = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)
+    mixed = base * (1 - alpha) + _heat_colours(t) * alpha
+    mask = strength >= threshold
+    edge = mask & F.max_pool2d((~mask)[None, None].float(), 3, 1, 1)[0, 0].bool()  # the outline
+    mixed[edge] = 1.0
+    canvas = Image.fromarray((mixed.numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    size = max(9, min(28, round(min(w, h) / 30)))
+    font = _font(size)
+    for label, (x, y) in _region_labels(qmap, mask, (h, w)):
+        draw.text((x, y), label, fill=(255, 255, 255), font=font, anchor="mm", stroke_width=max(1, size // 8),
+                  stroke_fill=(0, 0, 0))
+    # the colour bar and legend below the image
+    bar_h, pad = size, max(4, size // 2)
+    footer = Image.new("RGB", (w, bar_h + 3 * size + 3 * pad), (20, 20, 20))
+    ramp = _heat_colours(torch.linspace(0, 1, max(2, w - 2 * pad))[None].expand(bar_h, -1))
+    footer.paste(Image.fromarray((ramp.numpy() * 255).astype(np.uint8)), (pad, pad))
+    fdraw = ImageDraw.Draw(footer)
+    for value in (0.0, threshold, 2 * threshold, _SCALE_MAX * threshold):
+        x = pad + round((w - 2 * pad - 1) * value / (_SCALE_MAX * threshold))
+        fdraw.line([(x, pad), (x, pad + bar_h)], fill=(255, 255, 255), width=1)
+        fdraw.text((x, pad + bar_h + 2), f"{value:g}", fill=(230, 230, 230), font=_font(max(8, size * 3 // 4)),
+                   anchor="mt")
+    flagged = 100 * float(mask.float().mean())
+    legend = (f"defect strength (1 = clearly visible), flagged from {threshold:g}: {flagged:.1f}% of the image"
+              f" | {qmap.critic}")
+    fdraw.text((pad, pad + bar_h + size + pad), legend, fill=(230, 230, 230), font=_font(max(8, size * 3 // 4)))
+    out = Image.new("RGB", (w, h + footer.height))
+    out.paste(canvas, (0, 0))
+    out.paste(footer, (0, h))
+    return out
+
+
+def _region_labels(qmap: QualityMap, mask: torch.Tensor, size: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
+    """For each flagged region (connected), its worst impairment's label at its centre."""
+    from scipy import ndimage
+
+    regions, count = ndimage.label(mask.numpy())
+    if not count:
+        return []
+    names = list(qmap.impairments)
+    h, w = size
+    # each impairment's own strength per pixel, at this size, to name the worst per region
+    layers = torch.stack([F.interpolate(qmap.defect_map(n)[None, None], size=(h, w), mode="bilinear",
+                                        align_corners=False)[0, 0] for n in names])
+    labels = []
+    region_ids = torch.from_numpy(regions).long().flatten()
+    sums = torch.zeros(len(names), count + 1).index_add_(1, region_ids, layers.flatten(1))
+    areas = torch.bincount(region_ids, minlength=count + 1)
+    centres = ndimage.center_of_mass(mask.numpy(), regions, range(1, count + 1))
+    for k, (cy, cx) in enumerate(centres, start=1):
+        if areas[k] < 0.001 * h * w:
+            continue
+        worst = names[int(sums[:, k].argmax())]
+        labels.append((LABELS.get(worst, worst), (int(cx), int(cy))))
+    return labels
+
+
+__all__ = ["DEFAULT_CELL", "DEFAULT_THRESHOLD", "GLOBAL_IMPAIRMENTS", "LOCAL_IMPAIRMENTS", "LocalRule", "QualityMap",
+           "quality_map", "render_heatmap"]
