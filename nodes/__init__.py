@@ -4,8 +4,10 @@ Imported only relatively from the pack root (ComfyUI has its own top-level `node
 ComfyUI itself is imported inside the node functions.
 """
 from .gated_sampler import VisualCriticGatedKSampler
+from .keep_better import VisualCriticKeepBetter
 from .loader import VisualCriticLoader
 from .prompt_feedback import VisualCriticPromptFeedback
+from .quality_map import VisualCriticQualityMap
 from .report import VisualCriticReport
 from .rerank import VisualCriticRerank
 from .score import VisualCriticScore
@@ -17,6 +19,8 @@ NODE_CLASS_MAPPINGS = {
     "VisualCriticGatedKSampler": VisualCriticGatedKSampler,
     "VisualCriticReport": VisualCriticReport,
     "VisualCriticPromptFeedback": VisualCriticPromptFeedback,
+    "VisualCriticQualityMap": VisualCriticQualityMap,
+    "VisualCriticKeepBetter": VisualCriticKeepBetter,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticLoader": "VisualCritic Loader",
@@ -25,4 +29,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticGatedKSampler": "VisualCritic Gated KSampler",
     "VisualCriticReport": "VisualCritic Report",
     "VisualCriticPromptFeedback": "VisualCritic Prompt Feedback",
+    "VisualCriticQualityMap": "VisualCritic Quality Map",
+    "VisualCriticKeepBetter": "VisualCritic Keep Better",
 }

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from .critics.base import Critic
+from .critics.base import Critic, ProgressCallback
 from .images import ImageInputError, iter_batches, resize_to_fit
 
 DEFAULT_CELL = 64
@@ -302,13 +302,15 @@ def quality_map(
     cell: int = DEFAULT_CELL,
     stride: int | None = None,
     batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[QualityMap]:
     """One `QualityMap` per image (anything `visualcritic_core.images` accepts).
 
     cell: cell side in pixels of the working image; stride: step between cells
     (default cell/4, so each pixel is judged by up to 16 cells). The signal critic is
     used natively (all cells of an image in one batch of measurements); other critics
-    score the cells as a batch of images (`batch_size` cells at a time).
+    score the cells as a batch of images (`batch_size` cells at a time). `progress` is
+    called with the number of images done; raising from it cancels (as in `Critic.score`).
     """
     if not callable(getattr(critic, "score", None)):
         raise TypeError(f"critic must be a Critic (see load_critic), got {type(critic).__name__}")
@@ -335,6 +337,8 @@ def quality_map(
             maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
                                    row_starts=rows, col_starts=cols, mos=mos, impairments=impairments,
                                    attributes=attributes, flat=flat, critic=getattr(critic, "spec", "")))
+            if progress is not None:
+                progress(len(maps))
     return maps
 
 

@@ -14,7 +14,7 @@ from visualcritic_core import QualityReport
 from .server import REPO
 
 NODES = {"VisualCriticLoader", "VisualCriticScore", "VisualCriticRerank", "VisualCriticGatedKSampler",
-         "VisualCriticReport", "VisualCriticPromptFeedback"}
+         "VisualCriticReport", "VisualCriticPromptFeedback", "VisualCriticQualityMap", "VisualCriticKeepBetter"}
 IMPORT_PACK = f"""
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location(
