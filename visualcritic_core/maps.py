@@ -459,27 +459,20 @@ def render_heatmap(image: Any, qmap: QualityMap, threshold: float = DEFAULT_THRE
 
 
 def _region_labels(qmap: QualityMap, mask: torch.Tensor, size: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
-    """For each flagged region (connected), its worst impairment's label at its centre."""
-    from scipy import ndimage
-
-    regions, count = ndimage.label(mask.numpy())
-    if not count:
-        return []
-    names = list(qmap.impairments)
+    """Labels for the flagged regions: the worst impairment's name at each cell whose defect
+    strength is the highest within about two cells around it, and flagged."""
+    severity = qmap.severity
+    window = 2 * max(1, round(2 * qmap.cell[0] / max(1, _stride(qmap.row_starts) or qmap.cell[0]))) + 1
+    peaks = F.max_pool2d(severity[None, None], window, stride=1, padding=window // 2)[0, 0]
+    worst = qmap.worst
     h, w = size
-    # each impairment's own strength per pixel, at this size, to name the worst per region
-    layers = torch.stack([F.interpolate(qmap.defect_map(n)[None, None], size=(h, w), mode="bilinear",
-                                        align_corners=False)[0, 0] for n in names])
+    sy, sx = h / qmap.work_size[0], w / qmap.work_size[1]
     labels = []
-    region_ids = torch.from_numpy(regions).long().flatten()
-    sums = torch.zeros(len(names), count + 1).index_add_(1, region_ids, layers.flatten(1))
-    areas = torch.bincount(region_ids, minlength=count + 1)
-    centres = ndimage.center_of_mass(mask.numpy(), regions, range(1, count + 1))
-    for k, (cy, cx) in enumerate(centres, start=1):
-        if areas[k] < 0.001 * h * w:
-            continue
-        worst = names[int(sums[:, k].argmax())]
-        labels.append((LABELS.get(worst, worst), (int(cx), int(cy))))
+    for i, j in (severity.eq(peaks) & (severity > 0)).nonzero().tolist():  # a handful of peaks
+        y = int((qmap.row_starts[i] + qmap.cell[0] / 2) * sy)
+        x = int((qmap.col_starts[j] + qmap.cell[1] / 2) * sx)
+        if mask[min(y, h - 1), min(x, w - 1)] and worst[i][j] is not None:
+            labels.append((LABELS.get(worst[i][j], worst[i][j]), (x, y)))
     return labels
 
 
