@@ -27,7 +27,7 @@ from ..maps import DEFAULT_CELL, DEFAULT_THRESHOLD, QualityMap, quality_map
 from ..objective import Objective
 from ..report import QualityReport
 from .loops import _progress_bar, _setup
-from .pipeline import InnerProgress, MemoryTurns, PipelineRunner, _accepts, resolve_seeds
+from .pipeline import InnerProgress, MemoryTurns, PipelineRunner, call_parameters, resolve_seeds
 from .results import GenerationResult, replay
 
 _SET_BY_REPAIR = {
@@ -175,7 +175,7 @@ def repair_regions(
         if name in pipe_kwargs:
             raise ValueError(f"pipeline argument {name!r} is set by repair_regions: {why}")
     critic, objective = _setup(pipe, prompt, negative_prompt, critic, objective, pipe_kwargs)
-    if not (_accepts(pipe, "image") and _accepts(pipe, "mask_image")):
+    if not {"image", "mask_image"} <= set(call_parameters(pipe)):
         raise ValueError(f"{type(pipe).__name__}'s call takes no image and mask_image; repair_regions needs an "
                          "inpainting pipeline (e.g. diffusers.AutoPipelineForInpainting)")
     seeds = resolve_seeds(n, seeds, seed)
