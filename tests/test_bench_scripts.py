@@ -28,3 +28,9 @@ def test_lmm_throughput_prints_all_rows(shape):
     out = run_bench("lmm_throughput.py", "--shape", shape, "--batch-sizes", "2", "--repeats", "1",
                     "--warmup", "1", "--generate-images", "2", "--threads", "1")
     assert "generate()" in out and "7-item img/s" in out and "naive-7 img/s" in out
+
+
+def test_map_speed_prints_map_and_one_by_one_baseline():
+    out = run_bench("map_speed.py", "--size", "128", "--repeats", "1", "--threads", "1")
+    assert "cells one by one" in out and "quality map" in out and "speed-up" in out
+    assert "same grid both ways: True" in out
