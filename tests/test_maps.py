@@ -15,7 +15,7 @@ from visualcritic_core.cli import main
 from visualcritic_core.critics.base import Critic
 from visualcritic_core.damage import apply_damage, sample_photos
 from visualcritic_core.images import ImageInputError
-from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, QualityMap, quality_map, render_heatmap
+from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, quality_map, render_heatmap
 from visualcritic_core.report import QualityReport
 
 

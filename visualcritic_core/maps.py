@@ -8,9 +8,9 @@ grid of local MOS and of every impairment that is local by nature (blur, noise,
 banding, blocking, ...), plus which cells are too flat to judge detail in.
 
 `QualityMap.defect_mask()` turns the grid into a boolean mask at the image's own
-resolution: each pixel averages the cells covering it, the result is upsampled,
-blurred and thresholded, so the mask has smooth edges and can go straight to an
-inpainting pipeline. `render_heatmap` draws the map over the image for people.
+resolution: each pixel takes its value from the cells over it (`LocalRule.spread`), the
+result is upsampled, blurred and thresholded, so the mask has smooth edges and can go
+straight to an inpainting pipeline. `render_heatmap` draws the map over the image for people.
 
 Design choices:
 - Only impairments that can differ from one region to another are mapped
@@ -18,24 +18,28 @@ Design choices:
   describe the whole picture, and a cell of sky is not "too bright" because it is sky.
   Names the table does not know are left out of the map rather than guessed at.
 - Cells too flat to judge (sky, studio backdrop) are unknown for impairments that need
-  detail to be seen (blur, over-sharpening, smoothing) and never flagged for them.
+  detail to be seen (blur, texture loss, smoothing) and never flagged for them.
   Noise and banding are read there: flat areas are where they show.
 - "smoothing" is the map's own relative measure: real photos carry grain everywhere, so
   a textured cell whose noise floor lies far below the image's own typical floor has been
   smoothed (denoised, beautified, painted over). It needs an image with measurable grain;
-  clean renders read nothing.
+  clean renders read nothing. Blur that kept the grain is optical (depth of field) and is
+  not flagged in such images.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
 from .critics.base import Critic, ProgressCallback
 from .images import ImageInputError, iter_batches, resize_to_fit
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 DEFAULT_CELL = 64
 """Cell side in pixels of the critic's working image (512 px for the signal critic):
@@ -46,6 +50,7 @@ obvious defect), from which a region is flagged."""
 MAP_MAX_SIDE = 512
 """Working size for critics that name none."""
 
+
 @dataclass(frozen=True)
 class LocalRule:
     """How one impairment is mapped.
@@ -54,13 +59,11 @@ class LocalRule:
     chance: the level a clean cell reaches by chance; only what lies above it counts.
     spread: how a cell's value reaches the pixels it covers, after what the measurement
         responds to. "mean" for measures that grow with the damaged share of the cell
-        (edge width, speck density); "max" for low-quantile measures that respond only
-        when nearly all of the cell is damaged (noise in the flattest blocks, levels
-        missing from the histogram): a pixel is damaged if ANY cell over it reads so;
-        "min" for measures that respond to ANY damaged part (the lowest noise floor):
-        a pixel is damaged only if EVERY cell over it reads so. Either way the flagged
-        area follows the damaged area to the cell stride, instead of growing or
-        shrinking by half a cell.
+        (edge width, speck density): the mean of the cells centred nearest the pixel;
+        "max" for low-quantile measures that respond only when nearly all of the cell is
+        damaged (noise in the flattest blocks, levels missing from the histogram): a
+        pixel is damaged if ANY cell over it reads so. Either way the flagged area
+        follows the damaged area instead of shrinking by half a cell.
     """
 
     needs_detail: bool
@@ -237,23 +240,21 @@ def _footprints(starts: torch.Tensor, cell: int, length: int, step: int, whole: 
 
 
 def _cells_to_pixels(grid: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, spread: str = "mean") -> torch.Tensor:
-    """Per pixel `[h,w]`, the mean, max or min of the known (non-NaN) cells speaking for
-    it (`ry`, `rx`: row and column footprints); 0 where none is known. Cells are boxes, so
+    """Per pixel `[h,w]`, the mean or max of the known (non-NaN) cells speaking for it
+    (`ry`, `rx`: row and column footprints); 0 where none is known. Cells are boxes, so
     the cells over a pixel are (rows over it) x (columns over it): two matrix products for
-    the mean, two masked reductions for max and min."""
+    the mean, two masked reductions for the max."""
     known = ~grid.isnan()
     if spread == "mean":
         values = grid.double().nan_to_num(nan=0.0)
         total = ry.T.double() @ values @ rx.double()
         count = ry.T.double() @ known.double() @ rx.double()
         return (total / count.clamp_min(1e-9)).float()
-    if spread not in ("max", "min"):
-        raise ValueError(f"spread must be 'mean', 'max' or 'min', got {spread!r}")
-    empty = -math.inf if spread == "max" else math.inf
-    reduce = torch.amax if spread == "max" else torch.amin
-    values = grid.float().nan_to_num(nan=empty)
-    across = reduce(values[:, :, None].masked_fill(rx[None] == 0, empty), dim=1)  # [ny, w]
-    out = reduce(across[:, None, :].masked_fill(ry[:, :, None] == 0, empty), dim=0)  # [h, w]
+    if spread != "max":
+        raise ValueError(f"spread must be 'mean' or 'max', got {spread!r}")
+    values = grid.float().nan_to_num(nan=-math.inf)
+    across = values[:, :, None].masked_fill(rx[None] == 0, -math.inf).amax(dim=1)  # [ny, w]
+    out = across[:, None, :].masked_fill(ry[:, :, None] == 0, -math.inf).amax(dim=0)  # [h, w]
     return out.masked_fill(~torch.isfinite(out), 0.0)
 
 

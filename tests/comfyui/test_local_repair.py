@@ -9,7 +9,6 @@ import urllib.request
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from visualcritic_core import Objective, load_critic

@@ -185,9 +185,9 @@ def repair_regions(
         raise ValueError(f"image of {w}x{h} px is too small to inpaint (at least {SIZE_MULTIPLE} px a side)")
     if dilate is None:
         dilate = max(1, max(h, w) // 32)
+    before = critic.score(original)[0]  # first: brings a released critic back to its device
     qmap = quality_map(critic, original, cell=cell)[0]
     mask = qmap.defect_mask(threshold, dilate=dilate)
-    before = critic.score(original)[0]
     alpha = _soft_alpha(qmap.defect_mask(threshold), dilate)
     result = RepairResult(original=original, before=before, objective=objective, qmap=qmap, mask=mask, alpha=alpha,
                           threshold=float(threshold), dilate=dilate, candidates=None, kept=False)
