@@ -5,6 +5,7 @@ ComfyUI itself is imported inside the node functions.
 """
 from .gated_sampler import VisualCriticGatedKSampler
 from .keep_better import VisualCriticKeepBetter
+from .language_model import VisualCriticLanguageModelLoader
 from .loader import VisualCriticLoader
 from .prompt_feedback import VisualCriticPromptFeedback
 from .quality_map import VisualCriticQualityMap
@@ -19,6 +20,7 @@ NODE_CLASS_MAPPINGS = {
     "VisualCriticGatedKSampler": VisualCriticGatedKSampler,
     "VisualCriticReport": VisualCriticReport,
     "VisualCriticPromptFeedback": VisualCriticPromptFeedback,
+    "VisualCriticLanguageModelLoader": VisualCriticLanguageModelLoader,
     "VisualCriticQualityMap": VisualCriticQualityMap,
     "VisualCriticKeepBetter": VisualCriticKeepBetter,
 }
@@ -29,6 +31,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticGatedKSampler": "VisualCritic Gated KSampler",
     "VisualCriticReport": "VisualCritic Report",
     "VisualCriticPromptFeedback": "VisualCritic Prompt Feedback",
+    "VisualCriticLanguageModelLoader": "VisualCritic Language Model Loader",
     "VisualCriticQualityMap": "VisualCritic Quality Map",
     "VisualCriticKeepBetter": "VisualCritic Keep Better",
 }

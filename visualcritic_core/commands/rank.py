@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if critic is None:
         return 2
     failures: list[str] = []
-    scored = list(iter_scored(critic, files, args.batch_size, False, failures, args.progress))
+    scored = list(iter_scored(critic, files, args.batch_size, False, failures, args.progress, args.prompt))
     if not scored:
         error("no image could be scored")
         return 1

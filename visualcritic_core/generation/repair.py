@@ -185,7 +185,7 @@ def repair_regions(
         raise ValueError(f"image of {w}x{h} px is too small to inpaint (at least {SIZE_MULTIPLE} px a side)")
     if dilate is None:
         dilate = max(1, max(h, w) // 32)
-    before = critic.score(original)[0]  # first: brings a released critic back to its device
+    before = critic.score(original, prompts=prompt)[0]  # first: brings a released critic back to its device
     qmap = quality_map(critic, original, cell=cell)[0]
     mask = qmap.defect_mask(threshold, dilate=dilate)
     alpha = _soft_alpha(qmap.defect_mask(threshold), dilate)
@@ -204,7 +204,7 @@ def repair_regions(
             raw, sizes = runner(prompt, negative_prompt, seeds, kwargs, on_batch=bar.update)
             turns.scoring()
             pasted = [result.paste(r) for r in raw]
-            reports = critic.score(pasted)
+            reports = critic.score(pasted, prompts=prompt)  # alignment critics judge the prompt too
         finally:
             turns.finish()
     result.candidates = GenerationResult(prompt=prompt, negative_prompt=negative_prompt, seeds=seeds, images=pasted,
