@@ -36,10 +36,11 @@ class VisualCriticKeepBetter:
             },
             "optional": {
                 "objective_text": ("STRING", {"default": "", "tooltip": "What 'better' means, e.g. 'mos=1, sharpness=0.5' (default: MOS)."}),
+                "prompt": ("STRING", {"default": "", "tooltip": "The text the images were made from, for critics that judge prompt alignment (empty: none)."}),
             },
         }
 
-    def choose(self, original, repaired, critic, objective_text: str = ""):
+    def choose(self, original, repaired, critic, objective_text: str = "", prompt: str = ""):
         check_images(original, "original")
         check_images(repaired, "repaired")
         if repaired.shape[:3] != original.shape[:3]:
@@ -49,8 +50,8 @@ class VisualCriticKeepBetter:
             objective = Objective.parse(objective_text) if objective_text.strip() else Objective()
         except ValueError as err:
             raise ValueError(f"objective_text: {err}") from err
-        before = critic.score(original, label="original")
-        after = critic.score(repaired, label="repaired")
+        before = critic.score(original, label="original", prompt=prompt)
+        after = critic.score(repaired, label="repaired", prompt=prompt)
         gains = [objective.score(a) - objective.score(b) for a, b in zip(after, before)]
         keep = [g > 0 and objective.passes(a) for g, a in zip(gains, after)]
         choice = torch.tensor(keep, device=original.device).view(-1, 1, 1, 1)
