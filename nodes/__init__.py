@@ -4,9 +4,11 @@ Imported only relatively from the pack root (ComfyUI has its own top-level `node
 ComfyUI itself is imported inside the node functions.
 """
 from .gated_sampler import VisualCriticGatedKSampler
+from .keep_better import VisualCriticKeepBetter
 from .language_model import VisualCriticLanguageModelLoader
 from .loader import VisualCriticLoader
 from .prompt_feedback import VisualCriticPromptFeedback
+from .quality_map import VisualCriticQualityMap
 from .report import VisualCriticReport
 from .rerank import VisualCriticRerank
 from .score import VisualCriticScore
@@ -19,6 +21,8 @@ NODE_CLASS_MAPPINGS = {
     "VisualCriticReport": VisualCriticReport,
     "VisualCriticPromptFeedback": VisualCriticPromptFeedback,
     "VisualCriticLanguageModelLoader": VisualCriticLanguageModelLoader,
+    "VisualCriticQualityMap": VisualCriticQualityMap,
+    "VisualCriticKeepBetter": VisualCriticKeepBetter,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticLoader": "VisualCritic Loader",
@@ -28,4 +32,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticReport": "VisualCritic Report",
     "VisualCriticPromptFeedback": "VisualCritic Prompt Feedback",
     "VisualCriticLanguageModelLoader": "VisualCritic Language Model Loader",
+    "VisualCriticQualityMap": "VisualCritic Quality Map",
+    "VisualCriticKeepBetter": "VisualCritic Keep Better",
 }

@@ -42,3 +42,9 @@ def test_scale_prints_local_and_ray_rows_with_worker_memory():
     assert set(rows) == {"local(baseline)", "ray1", "ray2"}, out
     assert "peak RSS per worker" in out and "vs local" in out
     assert len(rows["ray2"].split("x  ")[1].split(",")) == 2, out  # one peak per worker
+
+
+def test_map_speed_prints_map_and_one_by_one_baseline():
+    out = run_bench("map_speed.py", "--size", "128", "--repeats", "1", "--threads", "1")
+    assert "cells one by one" in out and "quality map" in out and "speed-up" in out
+    assert "same grid both ways: True" in out

@@ -113,3 +113,26 @@ def save_tiny_sd_pipeline(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     tiny_sd_pipeline(seed).save_pretrained(folder)
     return folder
+
+
+def tiny_sd_inpaint_pipeline(seed: int = 0):
+    """A `StableDiffusionInpaintPipeline` from the same tiny parts, with the 9-channel UNet
+    inpainting needs (4 noisy latents + 1 mask + 4 masked-image latents), as diffusers'
+    own inpainting tests build it."""
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+
+    parts = tiny_sd_pipeline(seed).components
+    torch.manual_seed(seed)
+    parts["unet"] = UNet2DConditionModel.from_config({**parts["unet"].config, "in_channels": 9})
+    pipe = StableDiffusionInpaintPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def save_tiny_sd_inpaint_pipeline(folder: str | Path, seed: int = 0) -> Path:
+    """The tiny inpainting pipeline as a diffusers folder, loadable with
+    `AutoPipelineForInpainting.from_pretrained(folder)`."""
+    folder = Path(folder)
+    tiny_sd_inpaint_pipeline(seed).save_pretrained(folder)
+    return folder

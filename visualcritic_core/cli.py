@@ -12,6 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("score", "score images or folders; a table, or one JSON object per image with --json"),
     "rank": ("rank", "order images by an objective and write a contact sheet with the scores"),
+    "map": ("map", "where images fail: a heatmap and an inpainting mask per image"),
     "demo": ("demo", "score and rank scikit-image photos with generated damage (no download)"),
     "generate": ("generate", "generate with a diffusers pipeline: best-of-N, until good, prompt tuning"),
     "train": ("train", "train a VisualCritic LMM critic from a config file"),

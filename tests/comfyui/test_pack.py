@@ -15,7 +15,8 @@ from visualcritic_core import QualityReport
 from .server import REPO
 
 NODES = {"VisualCriticLoader", "VisualCriticScore", "VisualCriticRerank", "VisualCriticGatedKSampler",
-         "VisualCriticReport", "VisualCriticPromptFeedback", "VisualCriticLanguageModelLoader"}
+         "VisualCriticReport", "VisualCriticPromptFeedback", "VisualCriticLanguageModelLoader",
+         "VisualCriticQualityMap", "VisualCriticKeepBetter"}
 IMPORT_PACK = f"""
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location(

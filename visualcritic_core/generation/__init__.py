@@ -8,14 +8,16 @@
     result = best_of_n(pipe, "a red fox in snow", n=8, critic=load_critic("signal"), seed=0)
     result.best_image.save("best.png")
 
-`loops` holds the three loops, `results` what they return (and `replay`), `pipeline`
-how the pipeline is called (seeds, batches, memory turns).
+`loops` holds the three loops, `repair` local repair by inpainting (`repair_regions`),
+`results` what they return (and `replay`), `pipeline` how the pipeline is called (seeds,
+batches, memory turns).
 """
 from .loops import best_of_n, regenerate_until, tune_prompt
 from .pipeline import GENERATOR_DEVICE, make_generators
+from .repair import RepairResult, repair_regions
 from .results import GenerationResult, TuneResult, UntilResult, replay
 
 __all__ = [
-    "GENERATOR_DEVICE", "GenerationResult", "TuneResult", "UntilResult", "best_of_n", "make_generators",
-    "regenerate_until", "replay", "tune_prompt",
+    "GENERATOR_DEVICE", "GenerationResult", "RepairResult", "TuneResult", "UntilResult", "best_of_n",
+    "make_generators", "regenerate_until", "repair_regions", "replay", "tune_prompt",
 ]

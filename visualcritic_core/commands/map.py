@@ -1,0 +1,82 @@
+"""`map`: where each image fails — a heatmap and an inpainting mask per image.
+
+Writes `<stem>.heatmap.png` (the defect strength over the image, flagged regions outlined
+and named, a colour bar and legend) and `<stem>.mask.png` (white = defect, the image's own
+size) into --out; --json prints each image's grids as one JSON object per line. A file
+that cannot be read or judged is named on stderr and the rest go on; the exit status is
+then 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..images import ImageInputError, load_image
+from ..maps import DEFAULT_CELL, DEFAULT_THRESHOLD, quality_map, render_heatmap
+from .score import add_critic_arguments, error, gather_files, load_critic_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_critic_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the heatmaps and masks")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help=f"defect strength flagged, 1 = clearly visible (default {DEFAULT_THRESHOLD:g})")
+    parser.add_argument("--cell", type=int, default=DEFAULT_CELL,
+                        help=f"cell side in pixels of the critic's working image (default {DEFAULT_CELL})")
+    parser.add_argument("--dilate", type=int, default=0, metavar="PX",
+                        help="grow the mask by this many pixels (a margin for inpainting)")
+    parser.add_argument("--json", action="store_true", help="print each image's grids (one JSON object per line)")
+
+
+def _unique_stems(files: list[tuple[str, Path]]) -> list[str]:
+    """File stems, made unique (photo.png and photo.jpg would overwrite each other)."""
+    seen: dict[str, int] = {}
+    stems = []
+    for _, path in files:
+        stem = path.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.threshold > 0:
+        error(f"--threshold must be positive, got {args.threshold}")
+        return 2
+    files = gather_files(args.paths)
+    if files is None:
+        return 2
+    critic = load_critic_from_args(args)
+    if critic is None:
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    failures = 0
+    for (name, path), stem in zip(files, _unique_stems(files)):
+        try:
+            image = load_image(path)
+            qmap = quality_map(critic, image, cell=args.cell, batch_size=args.batch_size)[0]
+            mask = qmap.defect_mask(args.threshold, dilate=args.dilate)
+        except ImageInputError as err:  # names the file itself
+            error(str(err))
+            failures += 1
+            continue
+        except ValueError as err:
+            error(f"{name}: {err}")
+            failures += 1
+            continue
+        render_heatmap(image, qmap, args.threshold).save(out / f"{stem}.heatmap.png")
+        Image.fromarray(mask.numpy().astype("uint8") * 255, "L").save(out / f"{stem}.mask.png")
+        flagged = float(mask.float().mean())
+        if args.json:
+            print(json.dumps({"image": name, "flagged": round(flagged, 4), "threshold": args.threshold,
+                              **qmap.to_dict()}), flush=True)
+        else:
+            print(f"{100 * flagged:5.1f}% flagged  {name}", flush=True)
+    if failures:
+        error(f"{failures} of {len(files)} images could not be mapped")
+        return 1
+    return 0

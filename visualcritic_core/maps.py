@@ -1,0 +1,482 @@
+"""Where quality fails: a grid of local scores per image, and a defect mask to inpaint.
+
+`quality_map(critic, images)` cuts each image (at the critic's working size) into
+overlapping square cells and judges all cells of an image as ONE batch: the signal
+critic natively (its measurements and impairments per cell), any other critic by
+scoring the cells through `critic.score`. The result is one `QualityMap` per image: a
+grid of local MOS and of every impairment that is local by nature (blur, noise,
+banding, blocking, ...), plus which cells are too flat to judge detail in.
+
+`QualityMap.defect_mask()` turns the grid into a boolean mask at the image's own
+resolution: each pixel takes its value from the cells over it (`LocalRule.spread`), the
+result is upsampled, blurred and thresholded, so the mask has smooth edges and can go
+straight to an inpainting pipeline. `render_heatmap` draws the map over the image for people.
+
+Design choices:
+- Only impairments that can differ from one region to another are mapped
+  (`LOCAL_IMPAIRMENTS`); exposure, contrast and colour balance (`GLOBAL_IMPAIRMENTS`)
+  describe the whole picture, and a cell of sky is not "too bright" because it is sky.
+  Names the table does not know are left out of the map rather than guessed at.
+- Cells too flat to judge (sky, studio backdrop) are unknown for impairments that need
+  detail to be seen (blur, texture loss, smoothing) and never flagged for them.
+  Noise and banding are read there: flat areas are where they show.
+- "smoothing" is the map's own relative measure: real photos carry grain everywhere, so
+  a textured cell whose noise floor lies far below the image's own typical floor has been
+  smoothed (denoised, beautified, painted over). It needs an image with measurable grain;
+  clean renders read nothing. Blur that kept the grain is optical (depth of field) and is
+  not flagged in such images.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from .critics.base import Critic, ProgressCallback
+from .images import ImageInputError, iter_batches, resize_to_fit
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+DEFAULT_CELL = 64
+"""Cell side in pixels of the critic's working image (512 px for the signal critic):
+large enough for the signal critic's block statistics (8-px blocks, grids up to 16 px)."""
+DEFAULT_THRESHOLD = 1.0
+"""Defect strength, in the signal critic's "clearly visible" units (1 = a moderate,
+obvious defect), from which a region is flagged."""
+MAP_MAX_SIDE = 512
+"""Working size for critics that name none."""
+
+
+@dataclass(frozen=True)
+class LocalRule:
+    """How one impairment is mapped.
+
+    needs_detail: unknown in flat cells (blur cannot be seen where there is nothing to blur).
+    chance: the level a clean cell reaches by chance; only what lies above it counts.
+    spread: how a cell's value reaches the pixels it covers, after what the measurement
+        responds to. "mean" for measures that grow with the damaged share of the cell
+        (edge width, speck density): the mean of the cells centred nearest the pixel;
+        "max" for low-quantile measures that respond only when nearly all of the cell is
+        damaged (noise in the flattest blocks, levels missing from the histogram): a
+        pixel is damaged if ANY cell over it reads so. Either way the flagged area
+        follows the damaged area instead of shrinking by half a cell.
+    """
+
+    needs_detail: bool
+    chance: float = 0.0
+    spread: str = "mean"
+
+
+LOCAL_IMPAIRMENTS: dict[str, LocalRule] = {
+    "blur": LocalRule(needs_detail=True),
+    # in 64-px cells of clean photos, 90% of textured cells read below ~0.7 (rocket's worst)
+    "texture_loss": LocalRule(needs_detail=True, chance=0.5),
+    "smoothing": LocalRule(needs_detail=True),
+    # the flattest blocks of dense texture (fur, foliage) read as noise up to ~0.5-1
+    "noise": LocalRule(needs_detail=False, chance=0.5, spread="max"),
+    "chroma_noise": LocalRule(needs_detail=False),
+    "specks": LocalRule(needs_detail=False),
+    # a 64-px cell holds only 4 periods of a 16-px grid: natural texture reads ~0.5 by chance
+    "grid": LocalRule(needs_detail=False, chance=0.5),
+    "banding": LocalRule(needs_detail=False, spread="max"),
+}
+"""Impairments that can be mapped cell by cell (names the critic does not have are skipped)."""
+GLOBAL_IMPAIRMENTS = frozenset({"dark", "bright", "flat", "harsh", "dull", "garish", "colour_cast", "color_cast",
+                                "exposure", "oversharpened"})
+"""Impairments of the whole picture: never mapped as local defects."""
+LOCAL_ATTRIBUTES = ("sharpness", "noisiness")
+"""Attributes that mean something per cell (brightness of a cell is its content, not its quality)."""
+LABELS = {
+    "blur": "blur", "oversharpened": "halos", "texture_loss": "texture loss", "smoothing": "smoothed",
+    "noise": "noise", "chroma_noise": "colour noise", "specks": "specks", "grid": "blocking",
+    "banding": "banding", "quality": "low quality",
+}
+
+FLAT_DETAIL = 0.03
+"""Luma contrast (std of 4x4 means, 0..1 units) below which a cell is too flat to judge
+detail in."""
+MIN_GRAIN = 0.0005
+"""Typical noise floor (std, 0..1 units) an image needs for grain loss to be judged;
+below it (clean renders, heavily denoised files) there is no grain to lose."""
+SMOOTHING_STOPS = 3.0
+"""Grain loss, in stops below the image's typical floor, at which "smoothing" reaches
+about half its "clearly visible" level. Textures differ by 1-3 stops within a photo;
+digital blur and edge-preserving smoothing take 4-8 off."""
+
+
+@dataclass
+class QualityMap:
+    """Local quality of one image: grids `[rows, cols]` over overlapping cells.
+
+    Cell (i, j) covers working-image pixels `row_starts[i] : row_starts[i] + cell` by
+    `col_starts[j] : col_starts[j] + cell`; the working image is the image scaled to
+    `work_size` (the critic's working size); masks come back at `image_size`.
+    """
+
+    image_size: tuple[int, int]
+    work_size: tuple[int, int]
+    cell: tuple[int, int]
+    row_starts: torch.Tensor
+    col_starts: torch.Tensor
+    mos: torch.Tensor
+    """Local MOS 1..5 (the local impairments pooled as the critic pools them)."""
+    impairments: dict[str, torch.Tensor]
+    """Each mapped impairment in "clearly visible" units; NaN where unknown."""
+    attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    flat: torch.Tensor | None = None
+    """True where the cell is too flat to judge detail in."""
+    critic: str = ""
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return tuple(self.mos.shape)
+
+    @property
+    def severity(self) -> torch.Tensor:
+        """The worst impairment per cell (0 where none is known)."""
+        if not self.impairments:
+            return torch.zeros_like(self.mos)
+        stacked = torch.stack(list(self.impairments.values()))
+        return stacked.nan_to_num(nan=-math.inf).amax(0).clamp_min(0)
+
+    @property
+    def worst(self) -> list[list[str | None]]:
+        """Name of the worst impairment per cell (None where none is known)."""
+        if not self.impairments:
+            return [[None] * self.mos.shape[1] for _ in range(self.mos.shape[0])]
+        names = list(self.impairments)
+        stacked = torch.stack(list(self.impairments.values())).nan_to_num(nan=-math.inf)
+        best, index = stacked.max(0)
+        return [[names[k] if math.isfinite(v) else None for k, v in zip(ks, vs)]
+                for ks, vs in zip(index.tolist(), best.tolist())]
+
+    def defect_map(self, impairment: str | None = None) -> torch.Tensor:
+        """Defect strength per pixel `[H,W]` at the image's own resolution (float, the
+        cells covering each pixel averaged, upsampled and blurred): the worst impairment,
+        or the one named."""
+        names = list(self.impairments) if impairment is None else [impairment]
+        if impairment is not None and impairment not in self.impairments:
+            raise ValueError(f"impairment {impairment!r} is not in this map; it has {list(self.impairments)}")
+        # computed on a lattice `step` times coarser than the working image (a quarter of
+        # the stride): fine enough for the mask's edge, and cheap at any size
+        stride = max(1, min(_stride(self.row_starts) or self.cell[0], _stride(self.col_starts) or self.cell[1]))
+        step = max(1, stride // 4)
+        size = (-(-self.work_size[0] // step), -(-self.work_size[1] // step))
+        coarse = torch.zeros(size)
+        for name in names:
+            spread = LOCAL_IMPAIRMENTS[name].spread if name in LOCAL_IMPAIRMENTS else "mean"
+            whole = spread == "max"  # a cell that reads damaged only when nearly all of it is: all of it is
+            ry = _footprints(self.row_starts, self.cell[0], self.work_size[0], step, whole)
+            rx = _footprints(self.col_starts, self.cell[1], self.work_size[1], step, whole)
+            coarse = torch.maximum(coarse, _cells_to_pixels(self.impairments[name], ry, rx, spread))
+        # blurred by a quarter of the stride (no cell staircase left), then brought to full size
+        smooth = _gaussian_blur(coarse[None, None], 0.25 * stride / step)
+        return F.interpolate(smooth, size=self.image_size, mode="bilinear", align_corners=False)[0, 0]
+
+    def defect_mask(self, threshold: float = DEFAULT_THRESHOLD, dilate: int = 0,
+                    impairment: str | None = None) -> torch.Tensor:
+        """Boolean `[H,W]` mask, True where the defect strength reaches `threshold`,
+        grown by `dilate` pixels (a margin for inpainting to blend into)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) \
+                or threshold <= 0:
+            raise ValueError(f"threshold must be a positive number (clearly-visible units), got {threshold!r}")
+        if isinstance(dilate, bool) or not isinstance(dilate, int) or dilate < 0:
+            raise ValueError(f"dilate must be an integer number of pixels >= 0, got {dilate!r}")
+        mask = self.defect_map(impairment) >= threshold
+        if dilate:
+            grown = F.max_pool2d(mask[None, None].float(), (1, 2 * dilate + 1), stride=1, padding=(0, dilate))
+            mask = F.max_pool2d(grown, (2 * dilate + 1, 1), stride=1, padding=(dilate, 0))[0, 0] > 0
+        return mask
+
+    def to_dict(self) -> dict[str, Any]:
+        """The grids as plain lists (NaN as None), for JSON."""
+        def plain(t: torch.Tensor) -> list:
+            return [[None if math.isnan(v) else round(v, 4) for v in row] for row in t.double().tolist()]
+
+        return {
+            "critic": self.critic,
+            "image_size": list(self.image_size),
+            "work_size": list(self.work_size),
+            "cell": list(self.cell),
+            "row_starts": self.row_starts.tolist(),
+            "col_starts": self.col_starts.tolist(),
+            "mos": plain(self.mos),
+            "impairments": {k: plain(v) for k, v in self.impairments.items()},
+            "attributes": {k: plain(v) for k, v in self.attributes.items()},
+            "flat": None if self.flat is None else self.flat.tolist(),
+            "worst": self.worst,
+        }
+
+
+def _stride(starts: torch.Tensor) -> int:
+    return int((starts[1] - starts[0]).item()) if len(starts) > 1 else 0
+
+
+def _cell_starts(length: int, cell: int, stride: int) -> torch.Tensor:
+    """Cell starts covering 0..length exactly: evenly spaced, at most `stride` apart."""
+    if length <= cell:
+        return torch.zeros(1, dtype=torch.long)
+    count = math.ceil((length - cell) / stride) + 1
+    return torch.linspace(0, length - cell, count).round().long()
+
+
+def _footprints(starts: torch.Tensor, cell: int, length: int, step: int, whole: bool = False) -> torch.Tensor:
+    """`[cells, ceil(length/step)]` 1 where a cell speaks for a pixel (lattice of `step` px).
+
+    Unless `whole`, a cell speaks for its central part only, as far in from its sides as
+    the overlap allows (a quarter of the cell at most), and the outermost cells for the
+    image border too: every pixel is then judged by the few cells centred nearest it, so
+    a damaged area's edge does not move outward by half a cell."""
+    stride = _stride(starts) or cell
+    margin = 0 if whole else max(0, min(cell // 4, (cell - stride) // 2))
+    lo = starts + margin
+    hi = starts + cell - margin
+    lo[0], hi[-1] = 0, length
+    pixels = torch.arange(0, length, step)
+    return ((pixels >= lo[:, None]) & (pixels < hi[:, None])).float()
+
+
+def _cells_to_pixels(grid: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, spread: str = "mean") -> torch.Tensor:
+    """Per pixel `[h,w]`, the mean or max of the known (non-NaN) cells speaking for it
+    (`ry`, `rx`: row and column footprints); 0 where none is known. Cells are boxes, so
+    the cells over a pixel are (rows over it) x (columns over it): two matrix products for
+    the mean, two masked reductions for the max."""
+    known = ~grid.isnan()
+    if spread == "mean":
+        values = grid.double().nan_to_num(nan=0.0)
+        total = ry.T.double() @ values @ rx.double()
+        count = ry.T.double() @ known.double() @ rx.double()
+        return (total / count.clamp_min(1e-9)).float()
+    if spread != "max":
+        raise ValueError(f"spread must be 'mean' or 'max', got {spread!r}")
+    values = grid.float().nan_to_num(nan=-math.inf)
+    across = values[:, :, None].masked_fill(rx[None] == 0, -math.inf).amax(dim=1)  # [ny, w]
+    out = across[:, None, :].masked_fill(ry[:, :, None] == 0, -math.inf).amax(dim=0)  # [h, w]
+    return out.masked_fill(~torch.isfinite(out), 0.0)
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of `[1,1,H,W]`, edges replicated."""
+    if sigma < 0.5:
+        return x
+    radius = max(1, min(math.ceil(2.5 * sigma), min(x.shape[-2:]) - 1))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+
+
+def _cut_cells(work: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """All cells of a `[3,h,w]` image as one `[N,3,ch,cw]` batch (one gather, no loop)."""
+    iy = rows[:, None] + torch.arange(cell[0])  # [ny, ch]
+    ix = cols[:, None] + torch.arange(cell[1])  # [nx, cw]
+    cells = work[:, iy[:, None, :, None], ix[None, :, None, :]]  # [3, ny, nx, ch, cw]
+    return cells.permute(1, 2, 0, 3, 4).reshape(-1, 3, cell[0], cell[1]).contiguous()
+
+
+def _detail(cells: torch.Tensor) -> torch.Tensor:
+    """Luma contrast per cell `[N]` (standard deviation of 4x4-pixel means): how much
+    there is to judge. Coarse on purpose: blur and noise do not change it, so a blurred
+    cell is still judged and a noisy sky is still flat."""
+    luma = 0.299 * cells[:, 0] + 0.587 * cells[:, 1] + 0.114 * cells[:, 2]
+    return F.avg_pool2d(luma[:, None], 4).flatten(1).std(1)
+
+
+def _check_cell(cell: Any, stride: Any) -> tuple[int, int]:
+    if isinstance(cell, bool) or not isinstance(cell, int) or cell < 16:
+        raise ValueError(f"cell must be an integer of at least 16 (pixels of the working image), got {cell!r}")
+    if stride is None:
+        stride = max(1, cell // 4)
+    if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride <= cell:
+        raise ValueError(f"stride must be an integer in 1..cell ({cell}), got {stride!r}")
+    return cell, stride
+
+
+def quality_map(
+    critic: Critic,
+    images: Any,
+    *,
+    cell: int = DEFAULT_CELL,
+    stride: int | None = None,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[QualityMap]:
+    """One `QualityMap` per image (anything `visualcritic_core.images` accepts).
+
+    cell: cell side in pixels of the working image; stride: step between cells
+    (default cell/4, so each pixel is judged by up to 16 cells). The signal critic is
+    used natively (all cells of an image in one batch of measurements); other critics
+    score the cells as a batch of images (`batch_size` cells at a time). `progress` is
+    called with the number of images done; raising from it cancels (as in `Critic.score`).
+    """
+    if not callable(getattr(critic, "score", None)):
+        raise TypeError(f"critic must be a Critic (see load_critic), got {type(critic).__name__}")
+    cell, stride = _check_cell(cell, stride)
+    max_side = getattr(critic, "max_side", None) or MAP_MAX_SIDE
+    native = all(callable(getattr(critic, name, None)) for name in ("measure", "impairments", "attributes"))
+    maps = []
+    with torch.inference_mode():
+        for index, batch in enumerate(iter_batches(images, batch_size=1)):
+            image = batch[0]
+            if image.shape[-1] * image.shape[-2] == 0:
+                raise ImageInputError(f"image {index} is empty ({tuple(image.shape[-2:])})")
+            work = resize_to_fit(image[None], max_side, 32)[0].clamp(0, 1)
+            h, w = work.shape[-2:]
+            size = (min(cell, h), min(cell, w))
+            rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
+            cells = _cut_cells(work, rows, cols, size)
+            shape = (len(rows), len(cols))
+            flat = (_detail(cells) < FLAT_DETAIL).view(shape)
+            if native:
+                mos, impairments, attributes = _signal_cells(critic, cells, shape, flat)
+            else:
+                mos, impairments, attributes = _scored_cells(critic, cells, shape, flat, batch_size)
+            maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
+                                   row_starts=rows, col_starts=cols, mos=mos, impairments=impairments,
+                                   attributes=attributes, flat=flat, critic=getattr(critic, "spec", "")))
+            if progress is not None:
+                progress(len(maps))
+    return maps
+
+
+def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat: torch.Tensor):
+    """The signal critic's own measurements on every cell at once."""
+    m = critic.measure(cells)
+    local = {}
+    for name, value in critic.impairments(m).items():
+        if name in LOCAL_IMPAIRMENTS:
+            local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
+    if "noise" in m:
+        lost = _grain_lost(m["noise"].float().cpu().view(shape), flat)
+        if lost is not None:
+            local["smoothing"] = 0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)
+            if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
+                local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
+    for name, rule in LOCAL_IMPAIRMENTS.items():
+        if rule.needs_detail and name in local:
+            local[name] = local[name].masked_fill(flat, math.nan)
+    pooled = torch.sqrt(sum(v.nan_to_num(nan=0.0) ** 2 for v in local.values()))
+    mos = (1 + 4 * torch.exp(-pooled / 2)).clamp(1, 5)
+    attributes = {k: v.float().cpu().view(shape) for k, v in critic.attributes(m).items() if k in LOCAL_ATTRIBUTES}
+    return mos, local, attributes
+
+
+def _grain_lost(noise: torch.Tensor, flat: torch.Tensor) -> torch.Tensor | None:
+    """Stops (log2) by which each cell's noise floor lies below the image's typical floor
+    (the median over cells with detail), or None when the image has no grain to lose."""
+    textured = noise[~flat]
+    if textured.numel() < 4:
+        return None
+    typical = float(textured.median())
+    if typical < MIN_GRAIN:
+        return None
+    return torch.log2(typical / noise.clamp_min(typical / 256)).clamp_min(0)
+
+
+def _scored_cells(critic: Critic, cells: torch.Tensor, shape: tuple[int, int], flat: torch.Tensor,
+                  batch_size: int | None):
+    """Any critic: the cells scored as images; local MOS turned into a defect strength
+    with the signal critic's pooling law (MOS = 1 + 4·exp(-D/2)), unknown where flat."""
+    reports = critic.score(cells, batch_size=batch_size)
+    mos = torch.tensor([r.mos for r in reports], dtype=torch.float32).view(shape).masked_fill(flat, math.nan)
+    strength = -2 * torch.log(((mos - 1) / 4).clamp(1e-3, 1))
+    attributes = {}
+    for name in LOCAL_ATTRIBUTES:
+        values = [r.attributes.get(name) for r in reports]
+        if all(v is not None for v in values):
+            attributes[name] = torch.tensor(values, dtype=torch.float32).view(shape).masked_fill(flat, math.nan)
+    return mos, {"quality": strength}, attributes
+
+
+# -- pictures ------------------------------------------------------------------------------
+_SCALE_MAX = 3.0  # colour scale top, in threshold units
+
+
+def _heat_colours(t: torch.Tensor) -> torch.Tensor:
+    """`[H,W]` in 0..1 → `[H,W,3]`: dark blue (fine) → yellow (the threshold, t=1/3) → red."""
+    stops = torch.tensor([[0.10, 0.20, 0.55], [0.10, 0.65, 0.65], [1.0, 0.85, 0.10], [0.95, 0.15, 0.10]])
+    x = t.clamp(0, 1) * (len(stops) - 1)
+    lo = x.floor().long().clamp_max(len(stops) - 2)
+    frac = (x - lo)[..., None]
+    return stops[lo] * (1 - frac) + stops[lo + 1] * frac
+
+
+def render_heatmap(image: Any, qmap: QualityMap, threshold: float = DEFAULT_THRESHOLD,
+                   max_side: int | None = 1024) -> "Image.Image":
+    """The image with its defect strength laid over it (transparent where fine), the
+    flagged regions outlined and each labelled with its worst impairment, a colour bar
+    and a legend underneath. Drawn at most `max_side` px wide/high (None: full size)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from .render import _font, to_pil
+
+    pil = to_pil(image)
+    if pil.size != (qmap.image_size[1], qmap.image_size[0]):
+        raise ValueError(f"image is {pil.size[0]}x{pil.size[1]} but the map is of a "
+                         f"{qmap.image_size[1]}x{qmap.image_size[0]} image")
+    if max_side and max(pil.size) > max_side:
+        pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    w, h = pil.size
+    strength = F.interpolate(qmap.defect_map()[None, None], size=(h, w), mode="bilinear",
+                             align_corners=False)[0, 0]
+    t = strength / (_SCALE_MAX * threshold)
+    alpha = (0.15 + 0.6 * (strength / threshold).clamp(0, 1))[..., None]
+    base = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)
+    mixed = base * (1 - alpha) + _heat_colours(t) * alpha
+    mask = strength >= threshold
+    edge = mask & F.max_pool2d((~mask)[None, None].float(), 3, 1, 1)[0, 0].bool()  # the outline
+    mixed[edge] = 1.0
+    canvas = Image.fromarray((mixed.numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    size = max(9, min(28, round(min(w, h) / 30)))
+    font = _font(size)
+    for label, (x, y) in _region_labels(qmap, mask, (h, w)):
+        draw.text((x, y), label, fill=(255, 255, 255), font=font, anchor="mm", stroke_width=max(1, size // 8),
+                  stroke_fill=(0, 0, 0))
+    # the colour bar and legend below the image
+    bar_h, pad = size, max(4, size // 2)
+    footer = Image.new("RGB", (w, bar_h + 3 * size + 3 * pad), (20, 20, 20))
+    ramp = _heat_colours(torch.linspace(0, 1, max(2, w - 2 * pad))[None].expand(bar_h, -1))
+    footer.paste(Image.fromarray((ramp.numpy() * 255).astype(np.uint8)), (pad, pad))
+    fdraw = ImageDraw.Draw(footer)
+    for value in (0.0, threshold, 2 * threshold, _SCALE_MAX * threshold):
+        x = pad + round((w - 2 * pad - 1) * value / (_SCALE_MAX * threshold))
+        fdraw.line([(x, pad), (x, pad + bar_h)], fill=(255, 255, 255), width=1)
+        fdraw.text((x, pad + bar_h + 2), f"{value:g}", fill=(230, 230, 230), font=_font(max(8, size * 3 // 4)),
+                   anchor="mt")
+    flagged = 100 * float(mask.float().mean())
+    legend = (f"defect strength (1 = clearly visible), flagged from {threshold:g}: {flagged:.1f}% of the image"
+              f" | {qmap.critic}")
+    fdraw.text((pad, pad + bar_h + size + pad), legend, fill=(230, 230, 230), font=_font(max(8, size * 3 // 4)))
+    out = Image.new("RGB", (w, h + footer.height))
+    out.paste(canvas, (0, 0))
+    out.paste(footer, (0, h))
+    return out
+
+
+def _region_labels(qmap: QualityMap, mask: torch.Tensor, size: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
+    """Labels for the flagged regions: the worst impairment's name at each cell whose defect
+    strength is the highest within about two cells around it, and flagged."""
+    severity = qmap.severity
+    window = 2 * max(1, round(2 * qmap.cell[0] / max(1, _stride(qmap.row_starts) or qmap.cell[0]))) + 1
+    peaks = F.max_pool2d(severity[None, None], window, stride=1, padding=window // 2)[0, 0]
+    worst = qmap.worst
+    h, w = size
+    sy, sx = h / qmap.work_size[0], w / qmap.work_size[1]
+    labels = []
+    for i, j in (severity.eq(peaks) & (severity > 0)).nonzero().tolist():  # a handful of peaks
+        y = int((qmap.row_starts[i] + qmap.cell[0] / 2) * sy)
+        x = int((qmap.col_starts[j] + qmap.cell[1] / 2) * sx)
+        if mask[min(y, h - 1), min(x, w - 1)] and worst[i][j] is not None:
+            labels.append((LABELS.get(worst[i][j], worst[i][j]), (x, y)))
+    return labels
+
+
+__all__ = ["DEFAULT_CELL", "DEFAULT_THRESHOLD", "GLOBAL_IMPAIRMENTS", "LOCAL_IMPAIRMENTS", "LocalRule", "QualityMap",
+           "quality_map", "render_heatmap"]
