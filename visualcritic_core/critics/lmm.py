@@ -19,13 +19,13 @@ from __future__ import annotations
 import gc
 import importlib.util
 import inspect
-import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from ..hub import CriticLoadError, read_config
 from ..images import resize_to_fit
 from ..report import ATTRIBUTES, QualityReport
 from .base import Critic, is_out_of_memory, resolve_device
@@ -59,10 +59,6 @@ _SEQUENCE_KEYS = frozenset({"input_ids", "attention_mask", "mm_token_type_ids", 
 
 DEFAULT_MAX_SIDE: dict[str, int] = {"llava": 1024, "llava_onevision": 1024, "qwen2_vl": 768, "qwen2_5_vl": 768}
 """Qwen2-VL turns every 28×28 pixels into a token, so its input side is bounded harder."""
-
-
-class CriticLoadError(ValueError):
-    """A checkpoint could not be loaded as a critic; the message names it and why."""
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -132,38 +128,9 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def _read_family(spec: str, hub_kwargs: dict[str, str]) -> str:
-    """The checkpoint's `model_type`, with errors that say what is wrong with it."""
-    if os.path.isdir(spec):
-        folder = Path(spec, hub_kwargs.get("subfolder", ""))
-        config_path = folder / "config.json"
-        if not config_path.is_file():
-            present = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
-            raise CriticLoadError(
-                f"critic folder {str(folder)!r} is not a transformers checkpoint: it has no config.json "
-                f"(found: {present or 'nothing'})"
-            )
-        try:
-            config = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CriticLoadError(f"critic folder {str(folder)!r}: config.json is not valid JSON ({err})") from None
-    else:
-        from transformers import AutoConfig
-
-        try:
-            config = AutoConfig.from_pretrained(spec, **hub_kwargs).to_dict()
-        except (OSError, ValueError) as err:
-            from huggingface_hub import constants
-
-            offline = constants.HF_HUB_OFFLINE
-            why = "the hub is switched off (HF_HUB_OFFLINE) and it is not in the local cache" if offline else (
-                "it is not in the local cache and the hub could not be reached, or no such repository exists"
-            )
-            raise CriticLoadError(
-                f"critic {spec!r} could not be loaded: {why}. Download it first (e.g. `hf download {spec}`) "
-                f"or give a local checkpoint folder. ({_first_line(err)})"
-            ) from None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
+def _read_family(spec: str, hub_kwargs: dict[str, Any]) -> str:
+    """The checkpoint's `model_type` (`hub.read_config`: a folder, or the hub failing fast)."""
+    model_type = read_config(spec, hub_kwargs).get("model_type")
     if model_type not in FAMILY_CLASSES:
         raise CriticLoadError(
             f"critic {spec!r} is a {model_type or 'checkpoint without model_type'!r} model; "
