@@ -11,6 +11,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
+from ..devices import resolve_device
 from ..images import iter_batches
 from ..report import ATTRIBUTES, QualityReport
 
@@ -20,16 +21,9 @@ ProgressCallback = Callable[[int], None]
 
 ALL_ITEMS: tuple[str, ...] = ("mos", *ATTRIBUTES, "ai_generated", "description")
 
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None or "auto" → CUDA when present, else Apple MPS, else CPU. Never hard-coded."""
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+MIN_SIDE = 32
+"""Fewer pixels than this across hold too few 8x8 blocks and edges for noise, blur or
+contrast to mean anything (the signal critic's own measurement floor)."""
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -44,6 +38,9 @@ class Critic(ABC):
     default_batch_size: ClassVar[int] = 16
     max_side: int | None = None
     """Longest side the critic works at; files are reduced while decoding to about this."""
+    min_side: int = MIN_SIDE
+    """Shortest side, at the working size, an image must keep to be judged at all: smaller
+    ones (1x1, a 20000x50 hairline) raise `ImageInputError` instead of getting a confident score."""
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -99,7 +96,7 @@ class Critic(ABC):
     ) -> list[QualityReport]:
         """Judge every image, in order. Accepts what `visualcritic_core.images` accepts
         (PIL, numpy, ComfyUI IMAGE tensors, file paths, lists of them); an empty list
-        gives an empty list."""
+        gives an empty list. Images too small to judge (`min_side`) raise `ImageInputError`."""
         if describe and "description" not in self.capabilities:
             raise ValueError(f"critic {self.spec!r} cannot write descriptions")
         resume = getattr(self, "_resume_device", None)
@@ -108,7 +105,8 @@ class Critic(ABC):
             self._resume_device = None
         reports: list[QualityReport] = []
         size = batch_size or self.default_batch_size
-        for batch in iter_batches(images, size, prepare=self.prepare, max_side=self.max_side):
+        for batch in iter_batches(images, size, prepare=self.prepare, max_side=self.max_side,
+                                  min_side=self.min_side):
             reports.extend(self._score_splitting_on_oom(batch, describe))
             if progress is not None:
                 progress(len(reports))

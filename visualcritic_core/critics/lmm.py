@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from ..devices import parse_dtype
 from ..hub import CriticLoadError, read_config
 from ..images import resize_to_fit
 from ..report import ATTRIBUTES, QualityReport
@@ -141,17 +142,12 @@ def _read_family(spec: str, hub_kwargs: dict[str, Any]) -> str:
 
 def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """auto: bf16 on CUDA where supported (else fp16), fp16 on MPS, fp32 on CPU."""
-    if dtype is None or dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(names)} or 'auto'")
-    return names[dtype]
+    chosen = parse_dtype(dtype)
+    if chosen is not None:
+        return chosen
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
 
 
 def _quantization_config(quantization: str | None, device: torch.device, dtype: torch.dtype) -> Any:
