@@ -143,6 +143,17 @@ def test_float_0_255_mistake_is_a_clear_error():
         one(torch.from_numpy(_photo()).float())
 
 
+def test_float_file_gets_advice_for_files(tmp_path):
+    path = tmp_path / "linear.tif"
+    Image.fromarray(_photo()[..., 0].astype(np.float32), mode="F").save(path)  # a 32-bit float TIFF, 0..255
+    with pytest.raises(ImageInputError, match=r"linear.tif: float values up to 2\d\d.*save it as 8- or 16-bit") as err:
+        load_image(path)
+    assert "divide" not in str(err.value)  # array advice does not fit a file
+    path_ok = tmp_path / "unit.tif"
+    Image.fromarray(_photo()[..., 0].astype(np.float32) / 255, mode="F").save(path_ok)
+    assert load_image(path_ok).shape == (3, 48, 64)
+
+
 def test_nan_and_inf_name_the_image_index():
     batch = torch.rand(5, 8, 8, 3)
     batch[3, 2, 2, 0] = float("nan")

@@ -48,11 +48,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         return resolved
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: CUDA is not available on this machine "
-                             f"(torch {torch.__version__}); available here: {available}")
+            why = ("this torch is a CPU-only build" if torch.version.cuda is None
+                   else "no CUDA GPU is visible (driver, CUDA_VISIBLE_DEVICES?)")
+            raise ValueError(f"device {device!r} needs CUDA, and {why}; available here: {available}")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); "
-                             f"available here: {available}")
+            raise ValueError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} "
+                             f"CUDA device(s); available here: {available}")
         return resolved
     backend = getattr(torch.backends, resolved.type, None) or getattr(torch, resolved.type, None)
     if backend is None or not getattr(backend, "is_available", lambda: False)():

@@ -43,7 +43,22 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT) -> bool:
     return True
 
 
-def _local_folder_hint(spec: str) -> str:
+def cache_only_reason(hub_kwargs: dict[str, Any]) -> str | None:
+    """Why only the local cache can be used (asked for, HF_HUB_OFFLINE, or the hub does not
+    answer), or None when the hub may be asked."""
+    from huggingface_hub import constants
+
+    if hub_kwargs.get("local_files_only"):
+        return "only the local cache may be used (local_files_only)"
+    if hub_offline():
+        return "the hub is switched off (HF_HUB_OFFLINE=1)"
+    if not hub_reachable():
+        return f"the hub ({constants.ENDPOINT}) could not be reached"
+    return None
+
+
+def local_folder_hint(spec: str) -> str:
+    """How to use a hub checkpoint without the hub."""
     return (f"Download it first where the hub is reachable (`hf download {spec} --local-dir DIR`) and give that "
             "folder instead of the hub id.")
 
@@ -67,23 +82,17 @@ def read_config(spec: str, hub_kwargs: dict[str, Any]) -> dict:
 
     if spec.startswith((".", "/", "~")) or os.path.sep in spec.replace("/", "", 1):
         raise CriticLoadError(f"critic folder {spec!r} does not exist")
-    cache_only = True
-    if hub_kwargs.get("local_files_only"):
-        why_not_hub = "only the local cache may be used (local_files_only)"
-    elif hub_offline():
-        why_not_hub = "the hub is switched off (HF_HUB_OFFLINE=1)"
-    elif not hub_reachable():
-        why_not_hub = f"the hub ({constants.ENDPOINT}) could not be reached"
-    else:  # reachable: a failure now is the hub's answer (e.g. a proxy's 404)
-        cache_only, why_not_hub = False, f"the hub ({constants.ENDPOINT}) did not serve its {CONFIG_FILENAME}"
-    if cache_only:
+    why_not_hub = cache_only_reason(hub_kwargs)
+    if why_not_hub:
         hub_kwargs["local_files_only"] = True
+    else:  # the hub answers: a failure now is its answer (e.g. a proxy's 404)
+        why_not_hub = f"the hub ({constants.ENDPOINT}) did not serve its {CONFIG_FILENAME}"
     where = f"{spec!r}" + "".join(f" ({k} {hub_kwargs[k]!r})" for k in ("subfolder", "revision") if k in hub_kwargs)
     try:
         path = hf_hub_download(spec, CONFIG_FILENAME, **hub_kwargs)
     except LocalEntryNotFoundError:
         raise CriticLoadError(f"critic {where}: {why_not_hub} and it is not in the local cache. "
-                              f"{_local_folder_hint(spec)}") from None
+                              f"{local_folder_hint(spec)}") from None
     except GatedRepoError:
         raise CriticLoadError(f"critic {where} is gated on the hub: accept its terms on the model page and log in "
                               "(`hf auth login`), or give a local folder.") from None
@@ -99,7 +108,7 @@ def read_config(spec: str, hub_kwargs: dict[str, Any]) -> dict:
         raise CriticLoadError(f"critic {spec!r} is neither an existing folder nor a valid hub id ({err})") from None
     except OSError as err:  # the hub answered the probe but failed the download
         raise CriticLoadError(f"critic {where}: could not read {CONFIG_FILENAME} from the hub ({err}). "
-                              f"{_local_folder_hint(spec)}") from None
+                              f"{local_folder_hint(spec)}") from None
     return _parse_config(Path(path), where)
 
 

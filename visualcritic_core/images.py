@@ -20,6 +20,9 @@ import torch.nn.functional as F
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _CHANNELS = (1, 2, 3, 4)
 _ALPHA_BACKGROUND = 0.5
+ARRAY_FLOAT_ADVICE = "divide 0..255 data by 255, or pass uint8"
+FILE_FLOAT_ADVICE = ("floating-point files such as 32-bit float TIFFs are read as 0..1: save it as 8- or 16-bit "
+                     "integers, or with its values scaled to 0..1")
 
 
 class ImageInputError(ValueError):
@@ -59,7 +62,7 @@ def load_image(path: str | os.PathLike, max_side: int | None = None, min_side: i
         raise ImageInputError(f"{path}: not an image file, or a format Pillow cannot read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageInputError(f"{path}: unreadable or corrupt image ({err})") from None
-    return _array_to_chw(array, str(path))
+    return _array_to_chw(array, str(path), float_advice=FILE_FLOAT_ADVICE)
 
 
 def pil_to_array(img: Any) -> np.ndarray:
@@ -80,7 +83,9 @@ def pil_to_array(img: Any) -> np.ndarray:
     return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
 
 
-def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None) -> torch.Tensor:
+def _to_unit_float(
+    data: torch.Tensor, name: str, first_index: int | None = None, float_advice: str = ARRAY_FLOAT_ADVICE
+) -> torch.Tensor:
     """Integer/bool/float data → float32 in 0..1, rejecting NaN/inf and 0..255 floats.
 
     With `first_index`, `data` is a `[B,…]` batch whose image 0 is image `first_index`
@@ -109,8 +114,7 @@ def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None
         raise ImageInputError(f"{culprit(~torch.isfinite(data))}: contains NaN or infinite values")
     if high > 1.5:
         raise ImageInputError(
-            f"{culprit(data > 1.5)}: float values up to {high:.4g}, expected 0..1 "
-            "(divide 0..255 data by 255, or pass uint8)"
+            f"{culprit(data > 1.5)}: float values up to {high:.4g}, expected 0..1 ({float_advice})"
         )
     if low < 0.0 or high > 1.0:
         return data.clamp(0.0, 1.0)
@@ -133,7 +137,7 @@ def _finish_channels(chw: torch.Tensor, name: str) -> torch.Tensor:
     return rgb * alpha + _ALPHA_BACKGROUND * (1 - alpha)
 
 
-def _array_to_chw(array: np.ndarray, name: str) -> torch.Tensor:
+def _array_to_chw(array: np.ndarray, name: str, float_advice: str = ARRAY_FLOAT_ADVICE) -> torch.Tensor:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in _CHANNELS:
@@ -145,7 +149,8 @@ def _array_to_chw(array: np.ndarray, name: str) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array) if array.flags.writeable else np.array(array))
     else:
         raise ImageInputError(f"{name}: unsupported array dtype {array.dtype}")
-    return _finish_channels(_to_unit_float(tensor, name).permute(2, 0, 1), name).contiguous()
+    return _finish_channels(_to_unit_float(tensor, name, float_advice=float_advice).permute(2, 0, 1),
+                            name).contiguous()
 
 
 def _channels_last(first: int, last: int) -> bool | None:

@@ -34,6 +34,11 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 LMM_LOADER = "visualcritic_core.critics.lmm:load_lmm_critic"
 
 
+def looks_like_hub_id(spec: str) -> bool:
+    """`owner/name`, as the hub spells repository ids (not a path)."""
+    return bool(_HUB_ID.match(spec))
+
+
 def register_critic(name: str, target: str, description: str) -> None:
     """Register a critic under `name`; `target` is "module:function"."""
     if name in _REGISTRY and _REGISTRY[name].target != target:
@@ -59,7 +64,7 @@ def load_critic(
     spec = spec.strip()
     if spec in _REGISTRY:
         return _REGISTRY[spec].factory()(spec=spec, device=device, dtype=dtype, **options)
-    if os.path.isdir(os.path.expanduser(spec)) or _HUB_ID.match(spec):
+    if os.path.isdir(os.path.expanduser(spec)) or looks_like_hub_id(spec):
         module_name, _, func = LMM_LOADER.partition(":")
         loader = getattr(importlib.import_module(module_name), func)
         return loader(spec=spec, device=device, dtype=dtype, **options)
