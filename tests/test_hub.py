@@ -40,7 +40,7 @@ def _load_missing_in_a_fresh_process(tmp_path, offline: str) -> tuple[float, str
 @pytest.mark.parametrize("offline", ["0", "1"])
 def test_a_missing_hub_model_fails_fast_with_one_clear_message(tmp_path, offline):
     seconds, message, stderr = _load_missing_in_a_fresh_process(tmp_path, offline)
-    assert seconds < (5.0 if offline == "0" else 1.0)
+    assert seconds < (5.0 if offline == "0" else 2.0)  # offline: no network call at all
     assert "someone/missing-model" in message and "not in the local cache" in message
     assert ("HF_HUB_OFFLINE=1" if offline == "1" else "could not be reached") in message
     assert "--local-dir" in message and "folder" in message  # how to use a local folder instead
