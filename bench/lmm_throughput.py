@@ -1,5 +1,6 @@
 """Throughput of the LMM critic: MOS only, the full 7-item report (shared image prefix),
-the naive 7 prefills, and per-image `generate()` (how VLM nodes score today).
+the naive 7 prefills, and per-image `generate()` (how VLM nodes score today); on Qwen2.5-VL
+shapes also VisualQuality-R1's official (generating) protocol against its fast readout.
 
     python bench/lmm_throughput.py                                   # CPU, tiny checkpoint
     python bench/lmm_throughput.py --shape tiny-qwen2_vl --threads 1
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from visualcritic_core import load_critic  # noqa: E402
 from visualcritic_core.critics.base import resolve_device  # noqa: E402
 from visualcritic_core.critics.lmm import LMMCritic, _resolve_dtype, render_prompt  # noqa: E402
-from visualcritic_core.critics.profiles import family_default  # noqa: E402
+from visualcritic_core.critics.profiles import CriticProfile, family_default, known_profile  # noqa: E402
 from visualcritic_core.tiny_models import (  # noqa: E402
     FAMILIES, build_tiny_checkpoint, make_processor, make_tokenizer, model_class, onevision_pinpoints,
 )
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate-images", type=int, default=4, help="images for the per-image generate baseline")
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--no-naive", action="store_true", help="skip the naive 7-prefill row")
+    parser.add_argument("--official-tokens", type=int, default=64,
+                        help="new-token bound of the official-protocol row (Qwen2.5-VL shapes)")
     parser.add_argument("--max-layers", type=int, default=None, help="cap layers of full shapes (smoke tests)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -180,18 +183,25 @@ def main(argv: list[str] | None = None) -> int:
             mos = load_critic(str(folder), device=device, dtype=dtype, items="mos")
             family, model, processor, side = mos.family, mos.torch_module, mos.processor, 64
 
-            def critic(**options: Any) -> LMMCritic:
-                return load_critic(str(folder), device=device, dtype=dtype, **options)
+            def critic(profile: CriticProfile | None = None, **options: Any) -> LMMCritic:
+                return load_critic(str(folder), device=device, dtype=dtype, profile=profile, **options)
         else:
             family, model, processor, side = build_full_model(args.shape, device, dtype, args.max_layers)
 
-            def critic(**options: Any) -> LMMCritic:
-                return LMMCritic(args.shape, lambda: model, processor, family, family_default(family), **options)
+            def critic(profile: CriticProfile | None = None, **options: Any) -> LMMCritic:
+                return LMMCritic(args.shape, lambda: model, processor, family, profile or family_default(family),
+                                 **options)
 
             mos = critic(items="mos")
         full = critic(items="all")
         naive = critic(items="all", share_prefix=False)
         results = run(args, device, dtype, model, processor, family, side, mos, full, naive)
+        if family == "qwen2_5_vl":
+            r1 = known_profile("VisualQuality-R1-7B", family)
+            results["official"] = official_vs_fast(
+                args, device, side, critic(profile=r1, items="mos"),
+                critic(profile=r1, items="mos", protocol="official", official_max_tokens=args.official_tokens),
+            )
     results.update(shape=args.shape, device=str(device), dtype=str(dtype).replace("torch.", ""))
     if device.type == "cuda":
         results["gpu"] = torch.cuda.get_device_name(device)
@@ -237,6 +247,17 @@ def run(args, device, dtype, model, processor, family, side, mos, full, naive) -
             "params": sum(p.numel() for p in model.parameters())}
 
 
+def official_vs_fast(args, device, side, fast: LMMCritic, official: LMMCritic) -> dict[str, Any]:
+    """VisualQuality-R1's MOS: the authors' generating protocol (bounded tokens) against
+    the no-generation readout to the tenth, at the largest batch size."""
+    batch = max(args.batch_sizes)
+    images = torch.rand(batch, 3, side, side, generator=torch.Generator().manual_seed(1))
+    times = {name: timed(lambda c=c: c.score(images, batch_size=batch), device, max(1, args.repeats // 2), 1)
+             for name, c in (("fast", fast), ("official", official))}
+    return {"batch": batch, "tokens": args.official_tokens, "fast_img_s": batch / times["fast"],
+            "official_img_s": batch / times["official"]}
+
+
 def report(results: dict[str, Any]) -> None:
     print(f"shape {results['shape']} ({results['params'] / 1e6:.1f} M params) on {results.get('gpu', results['device'])}, "
           f"{results['dtype']}; matmul peak {results['matmul_peak_tflops']:.2f} TFLOP/s")
@@ -251,6 +272,11 @@ def report(results: dict[str, Any]) -> None:
               f"{row['mos_img_s'] / results['generate_img_s']:>11.1f}x {row['prefill_tflops']:>15.3f} "
               f"{100 * row['prefill_tflops'] / results['matmul_peak_tflops']:>6.1f}%")
     print("targets (GPU): full/MOS time <= 1.5x; MOS/generate >= 10x; 7B prefill at batch >= 16 > 59% of bf16 peak")
+    official = results.get("official")
+    if official:
+        print(f"VisualQuality-R1 MOS, batch {official['batch']}: official protocol (<= {official['tokens']} new tokens) "
+              f"{official['official_img_s']:.2f} img/s, fast readout to the tenth {official['fast_img_s']:.2f} img/s "
+              f"({official['fast_img_s'] / official['official_img_s']:.1f}x faster)")
 
 
 if __name__ == "__main__":

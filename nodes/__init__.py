@@ -4,6 +4,7 @@ Imported only relatively from the pack root (ComfyUI has its own top-level `node
 ComfyUI itself is imported inside the node functions.
 """
 from .gated_sampler import VisualCriticGatedKSampler
+from .language_model import VisualCriticLanguageModelLoader
 from .loader import VisualCriticLoader
 from .prompt_feedback import VisualCriticPromptFeedback
 from .report import VisualCriticReport
@@ -17,6 +18,7 @@ NODE_CLASS_MAPPINGS = {
     "VisualCriticGatedKSampler": VisualCriticGatedKSampler,
     "VisualCriticReport": VisualCriticReport,
     "VisualCriticPromptFeedback": VisualCriticPromptFeedback,
+    "VisualCriticLanguageModelLoader": VisualCriticLanguageModelLoader,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticLoader": "VisualCritic Loader",
@@ -25,4 +27,5 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticGatedKSampler": "VisualCritic Gated KSampler",
     "VisualCriticReport": "VisualCritic Report",
     "VisualCriticPromptFeedback": "VisualCritic Prompt Feedback",
+    "VisualCriticLanguageModelLoader": "VisualCritic Language Model Loader",
 }

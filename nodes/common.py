@@ -30,16 +30,19 @@ class CriticHandle:
     """comfy.model_patcher.ModelPatcher around the critic's weights, or None when there is
     nothing for ComfyUI to move (no torch module, quantized weights, or a fixed device)."""
 
-    def score(self, images: torch.Tensor, *, describe: bool = False, label: str = "images") -> list[QualityReport]:
+    def score(self, images: torch.Tensor, *, describe: bool = False, label: str = "images",
+              prompt: str | None = None) -> list[QualityReport]:
         """Score every image with a ComfyUI progress bar and interrupt checks. The weights are
-        loaded through ComfyUI's model management first, so it can evict them later."""
+        loaded through ComfyUI's model management first, so it can evict them later.
+        `prompt`: the text the images were made from (alignment critics judge it; empty = none)."""
         import comfy.model_management as mm
 
         if self.patcher is not None:
             load_managed([self.patcher])
         mm.throw_exception_if_processing_interrupted()
         try:
-            reports = self.critic.score(images, describe=describe, progress=progress_callback(images.shape[0]))
+            reports = self.critic.score(images, prompts=prompt if prompt and prompt.strip() else None,
+                                        describe=describe, progress=progress_callback(images.shape[0]))
         except ValueError as err:
             raise ValueError(f"VisualCritic: cannot score {label}: {err}") from err
         if len(reports) != images.shape[0]:
@@ -114,6 +117,8 @@ def report_line(index: int, report: QualityReport, score: float | None = None, s
         parts.append(" ".join(attrs))
     if report.ai_generated is not None:
         parts.append(f"AI {report.ai_generated:.2f}")
+    if getattr(report, "alignment", None) is not None:
+        parts.append(f"prompt {report.alignment:.1f}")
     line = " | ".join(parts)
     if report.description:
         line += f"\n    {report.description}"

@@ -65,11 +65,14 @@ class VisualCriticGatedKSampler:
                 "threshold": ("FLOAT", {"default": 3.5, "min": 1.0, "max": 5.0, "step": 0.05, "tooltip": "Stop once a candidate's objective score reaches this (1..5) and it passes the limits."}),
                 "max_attempts": ("INT", {"default": 4, "min": 1, "max": 1000}),
                 "candidates_per_attempt": ("INT", {"default": 1, "min": 1, "max": 256, "tooltip": "Seeds sampled per attempt before the critic judges them."}),
-            }
+            },
+            "optional": {
+                "prompt": ("STRING", {"forceInput": True, "tooltip": "The positive prompt's text: alignment critics judge each candidate against it (objective 'alignment=1')."}),
+            },
         }
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
-               denoise, vae, critic, objective, threshold, max_attempts, candidates_per_attempt):
+               denoise, vae, critic, objective, threshold, max_attempts, candidates_per_attempt, prompt=None):
         import comfy.model_management as mm
         import comfy.utils
         import nodes as comfy_nodes  # ComfyUI's top-level nodes.py (this package is only imported relatively)
@@ -103,7 +106,7 @@ class VisualCriticGatedKSampler:
             attempts += 1
             attempt_images = torch.cat(attempt_images)
             images.append(attempt_images)
-            new_reports = critic.score(attempt_images, label=f"candidates of attempt {attempts}")
+            new_reports = critic.score(attempt_images, label=f"candidates of attempt {attempts}", prompt=prompt)
             reports += new_reports
             if any(objective.score(r) >= threshold and objective.passes(r) for r in new_reports):
                 break

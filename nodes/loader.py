@@ -95,7 +95,7 @@ class VisualCriticLoader:
         return {
             "required": {
                 "critic": (choices, {"default": "signal", "tooltip": "A built-in critic or a checkpoint folder found in models/visualcritic/."}),
-                "hub_id_or_path": ("STRING", {"default": "", "tooltip": "When not empty, used instead of 'critic': a hub id like owner/name, or a checkpoint folder path."}),
+                "hub_id_or_path": ("STRING", {"default": "", "tooltip": "When not empty, used instead of 'critic': a hub id like owner/name, a checkpoint folder path, or pyiqa:NAME. Join several with '+' to compose them (e.g. 'signal+Organika/sdxl-detector'); start with '+' to add to 'critic'."}),
                 "device": (device_choices(), {"default": "auto", "tooltip": "auto: ComfyUI's device, with the weights offloaded when VRAM is needed elsewhere."}),
                 "dtype": (list(DTYPES), {"default": "auto", "tooltip": "auto: half precision where ComfyUI would use it, float32 on the CPU."}),
                 "quantization": (list(QUANTIZATION), {"default": "none", "tooltip": "8bit/4bit load LMM critics with bitsandbytes (CUDA only); such weights stay on their device."}),
@@ -117,23 +117,36 @@ class VisualCriticLoader:
 
     @staticmethod
     def _resolve_spec(critic: str, hub_id_or_path: str) -> str:
+        """The load_critic spec. Typed text replaces the dropdown, or adds to it when it starts
+        with "+"; several critics joined with "+" compose into one (e.g.
+        "signal+Organika/sdxl-detector+pyiqa:topiq_nr")."""
         typed = hub_id_or_path.strip()
-        if typed:
-            path = os.path.abspath(os.path.expanduser(typed))
-            if os.path.isdir(path):
-                return path
-            if typed.startswith((".", "~", "/", "\\")) or "\\" in typed or typed.count("/") > 1:
-                raise ValueError(f"hub_id_or_path: checkpoint folder {typed!r} does not exist")
-            return typed  # a hub id or a registered name; load_critic says if it is neither
-        if critic in available_critics():
-            return critic
+        if typed.startswith("+"):
+            typed = f"{critic}{typed}"
+        if not typed:
+            return VisualCriticLoader._resolve_part(critic, "critic")
+        path = os.path.abspath(os.path.expanduser(typed))
+        if os.path.isdir(path):
+            return path
+        return "+".join(VisualCriticLoader._resolve_part(part.strip(), "hub_id_or_path") for part in typed.split("+"))
+
+    @staticmethod
+    def _resolve_part(part: str, widget: str) -> str:
+        """One critic: a registered name, pyiqa:NAME, a models/visualcritic folder name, a
+        folder path or a hub id (load_critic says if it is none of these)."""
+        if part in available_critics() or part.startswith("pyiqa:"):
+            return part
         folders = find_checkpoints()
-        if critic not in folders:
-            raise ValueError(
-                f"critic: no checkpoint folder {critic!r} in {model_folders()}; "
-                f"found: {sorted(folders) or 'none'}"
-            )
-        return folders[critic]
+        if part in folders:
+            return folders[part]
+        path = os.path.abspath(os.path.expanduser(part))
+        if os.path.isdir(path):
+            return path
+        if widget == "critic":
+            raise ValueError(f"critic: no checkpoint folder {part!r} in {model_folders()}; found: {sorted(folders) or 'none'}")
+        if not part or part.startswith((".", "~", "/", "\\")) or "\\" in part or part.count("/") > 1:
+            raise ValueError(f"{widget}: checkpoint folder {part!r} does not exist")
+        return part  # a hub id
 
     @staticmethod
     def _build(spec: str, device: str, dtype: str, quantization: str) -> CriticHandle:

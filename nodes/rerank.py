@@ -64,17 +64,19 @@ class VisualCriticRerank:
                 "latent": ("LATENT", {"tooltip": "Latents of the same batch, reordered alongside."}),
                 "mask": ("MASK", {"tooltip": "Masks of the same batch, reordered alongside."}),
                 "objective_text": OBJECTIVE_TEXT,
+                "prompt": ("STRING", {"forceInput": True, "tooltip": "The prompt of these images, for alignment critics when the critic scores them here."}),
             },
         }
 
-    def rerank(self, images, top_k: int, reports=None, critic=None, latent=None, mask=None, objective_text: str = "", **widgets):
+    def rerank(self, images, top_k: int, reports=None, critic=None, latent=None, mask=None, objective_text: str = "", prompt=None,
+               **widgets):
         check_images(images)
         count = images.shape[0]
         objective = objective_from_inputs(widgets, objective_text)
         if reports is not None:
             reports = check_reports(reports, count)
         elif critic is not None:
-            reports = critic.score(images)
+            reports = critic.score(images, prompt=prompt)
         else:
             raise ValueError("connect 'reports' (from VisualCritic Score) or a 'critic' to rank the images")
         ranked = objective.rank(reports)

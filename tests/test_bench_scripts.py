@@ -28,3 +28,17 @@ def test_lmm_throughput_prints_all_rows(shape):
     out = run_bench("lmm_throughput.py", "--shape", shape, "--batch-sizes", "2", "--repeats", "1",
                     "--warmup", "1", "--generate-images", "2", "--threads", "1")
     assert "generate()" in out and "7-item img/s" in out and "naive-7 img/s" in out
+
+
+def test_rewrite_cost_prints_the_rule_baseline():
+    out = run_bench("rewrite_cost.py", "--shape", "tiny", "--max-new-tokens", "8", "--repeats", "1", "--threads", "1")
+    assert "rule proposer (baseline)" in out and "language-model proposer" in out and "x the rules" in out
+
+
+def test_scale_prints_local_and_ray_rows_with_worker_memory():
+    out = run_bench("scale.py", "--count", "24", "--size", "48", "--workers", "1", "2", "--cpus", "2",
+                    "--shard-size", "8", "--batch-size", "8")
+    rows = {line.split()[0] + line.split()[1]: line for line in out.splitlines() if line.startswith(("local", "ray"))}
+    assert set(rows) == {"local(baseline)", "ray1", "ray2"}, out
+    assert "peak RSS per worker" in out and "vs local" in out
+    assert len(rows["ray2"].split("x  ")[1].split(",")) == 2, out  # one peak per worker

@@ -1,5 +1,6 @@
-"""One contract, every critic: the built-in signal critic and an LMM critic of each family
-(tiny random-weight checkpoints built here and loaded back through `load_critic`)."""
+"""One contract, every critic: the built-in signal critic, an LMM critic of each family and
+a composed critic (tiny random-weight checkpoints built here and loaded back through
+`load_critic`)."""
 import numpy as np
 import pytest
 import torch
@@ -11,11 +12,17 @@ from visualcritic_core.tiny_models import build_tiny_checkpoint
 FAMILIES = ("llava", "llava_onevision", "qwen2_vl", "qwen2_5_vl")
 
 
-@pytest.fixture(scope="module", params=("signal", *FAMILIES))
+@pytest.fixture(scope="module", params=("signal", *FAMILIES, "composed"))
 def critic(request, tmp_path_factory):
     torch.set_num_threads(1)
     if request.param == "signal":
         return load_critic("signal", device="cpu")
+    if request.param == "composed":  # signal + an AI-image detector + a CLIP alignment judge
+        from tiny_judges import build_tiny_classifier, build_tiny_clip
+
+        detector = build_tiny_classifier(tmp_path_factory.mktemp("detector"), "vit", ("real", "fake"), seed=1)
+        clip = build_tiny_clip(tmp_path_factory.mktemp("clip"))
+        return load_critic(["signal", str(detector), str(clip)], device="cpu")
     folder = build_tiny_checkpoint(request.param, tmp_path_factory.mktemp(request.param))
     return load_critic(str(folder), device="cpu", items="all")
 
@@ -92,3 +99,18 @@ def test_release_then_score_again(critic, images):
     assert np.allclose(
         [v for v in _values(first) if v is not None], [v for v in _values(again) if v is not None], atol=1e-5
     )
+
+
+def test_prompts_are_checked_and_ignored_by_critics_without_alignment(images):
+    critic = load_critic("signal", device="cpu")
+    plain = critic.score(images)
+    assert critic.score(images, prompts="a gradient") == plain
+    assert critic.score(images, prompts=["a", "b", "c"]) == plain
+    assert all(r.alignment is None for r in plain)
+    with pytest.raises(ValueError, match="got 2 prompts for 3 images"):
+        critic.score(images, prompts=["a", "b"])
+    with pytest.raises(ValueError, match="item\\(s\\) \\[1\\] are not"):
+        critic.score(images, prompts=["a", 3, "c"])
+    streamed = (image for image in images)  # length unknown up front: checked while streaming
+    with pytest.raises(ValueError, match="got 4 prompts for 3 images"):
+        critic.score(streamed, prompts=list("abcd"), batch_size=2)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from visualcritic_core.hub import CriticLoadError, read_config
+from visualcritic_core.hub import CheckpointError, read_config
 
 ROOT = Path(__file__).resolve().parents[1]
 UNREACHABLE = "http://hub.invalid"  # .invalid never resolves (RFC 2606)
@@ -69,18 +69,18 @@ def test_an_unreachable_hub_uses_the_cache_and_tells_the_loads_that_follow(tmp_p
 
 
 def test_folders_give_errors_that_name_what_is_wrong(tmp_path):
-    with pytest.raises(CriticLoadError, match=r"no config\.json \(found: nothing\)"):
+    with pytest.raises(CheckpointError, match=r"no config\.json \(found: nothing\)"):
         read_config(str(tmp_path), {})
     (tmp_path / "weights.bin").write_bytes(b"")
-    with pytest.raises(CriticLoadError, match=r"no config\.json \(found: \['weights\.bin'\]\)"):
+    with pytest.raises(CheckpointError, match=r"no config\.json \(found: \['weights\.bin'\]\)"):
         read_config(str(tmp_path), {})
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(CriticLoadError, match="not valid JSON"):
+    with pytest.raises(CheckpointError, match="not valid JSON"):
         read_config(str(tmp_path), {})
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "config.json").write_text('{"model_type": "qwen2_vl"}')
     assert read_config(str(tmp_path), {"subfolder": "sub"}) == {"model_type": "qwen2_vl"}
-    with pytest.raises(CriticLoadError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         read_config(str(tmp_path / "missing"), {})
 
 
@@ -88,5 +88,5 @@ def test_load_critic_names_an_unsupported_family(tmp_path):
     from visualcritic_core import load_critic
 
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')
-    with pytest.raises(CriticLoadError, match="'bert' model; supported vision-language families: llava"):
+    with pytest.raises(CheckpointError, match="'bert' model; supported vision-language families: llava"):
         load_critic(str(tmp_path))

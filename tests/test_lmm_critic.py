@@ -13,7 +13,7 @@ from visualcritic_core import load_critic
 from visualcritic_core.critics.profiles import PROFILE_FILENAME, SCORED_ITEMS, CriticProfile, known_profile
 from visualcritic_core.tiny_models import build_tiny_checkpoint
 
-FAMILIES = ("llava", "llava_onevision", "qwen2_vl", "qwen2_5_vl")
+FAMILIES = ("llava", "llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -121,10 +121,10 @@ def test_batch_equals_one_by_one(critics, family, images):
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
 def test_scores_follow_the_answer_word_probabilities(critics, family, images):
     critic = critics[family]
-    original = _rig(critic, {" excellent": 40.0, " yes": 40.0})
+    original = _rig(critic, {" excellent": 40.0, " extremely": 40.0, " yes": 40.0})
     try:
         high = critic.score(images[:2])
-        _rig(critic, {" bad": 40.0, " no": 40.0})
+        _rig(critic, {" bad": 40.0, " not": 40.0, " no": 40.0})
         low = critic.score(images[:2])
         _rig(critic, {" fair": 40.0})
         middle = critic.score(images[:1])
@@ -136,8 +136,31 @@ def test_scores_follow_the_answer_word_probabilities(critics, family, images):
         assert report.ai_generated == pytest.approx(1, abs=1e-3)
     for report in low:
         assert report.mos == pytest.approx(1, abs=1e-3)
+        assert all(v == pytest.approx(1, abs=1e-3) for v in report.attributes.values())
         assert report.ai_generated == pytest.approx(0, abs=1e-3)
     assert middle[0].mos == pytest.approx(3, abs=1e-3)
+
+
+@pytest.mark.parametrize("family", ["llava_onevision", "qwen3_vl"])
+def test_attribute_direction_five_means_very_much(checkpoints, family, images, tmp_path):
+    """The inversion the zero-shot rating wording had: a head that says "extremely" to
+    "How noisy is this image?" must give noisiness 5, one that says "not" must give 1 —
+    also for Q-SiT, whose MOS words (Excellent..Bad) would read the other way round."""
+    folder = tmp_path / "q-sit-mini"
+    shutil.copytree(checkpoints[family], folder)
+    critic = load_critic(str(folder), items="all")
+    assert "How noisy is this image?" in critic._prompts["noisiness"]
+    assert critic._prompts["noisiness"].endswith("This image is")
+    original = _rig(critic, {" extremely": 40.0, "Excellent": 40.0})
+    try:
+        noisy = critic.score(images[:1])[0]
+        _rig(critic, {" not": 40.0, "Bad": 40.0})
+        clean = critic.score(images[:1])[0]
+    finally:
+        critic.torch_module.set_output_embeddings(original)
+    assert noisy.attributes["noisiness"] == pytest.approx(5, abs=1e-3)
+    assert clean.attributes["noisiness"] == pytest.approx(1, abs=1e-3)
+    assert noisy.mos == pytest.approx(5, abs=1e-3) and clean.mos == pytest.approx(1, abs=1e-3)
 
 
 def test_describe_generates_text(checkpoints, images):
@@ -157,7 +180,7 @@ def test_profile_override_and_items(checkpoints, images):
     critic = load_critic(folder, profile={"questions": {"mos": "Is this picture any good?"}, "answer_prefix": "It is"},
                          items=["mos", "sharpness"])
     assert "Is this picture any good? ASSISTANT: It is" in critic._prompts["mos"]
-    assert "How would you rate the sharpness" in critic._prompts["sharpness"]  # other questions kept
+    assert "How sharp is this image?" in critic._prompts["sharpness"]  # other questions kept
     report = critic.score(images[:1])[0]
     assert report.attributes["sharpness"] is not None
     assert report.attributes["brightness"] is None and report.ai_generated is None
@@ -179,7 +202,7 @@ def test_folder_profile_wins_and_known_checkpoints_get_theirs(checkpoints, tmp_p
     CriticProfile(family="qwen2_vl", trained_items=("mos", "noisiness"), answer_prefix="Its {item} is").save(folder)
     critic = load_critic(str(folder))
     assert critic.items == ("mos", "noisiness")
-    assert critic._prompts["noisiness"].endswith("Its noisiness is")
+    assert critic._prompts["mos"].endswith("Its quality is")
     report = critic.score(images[:1])[0]
     assert report.attributes["noisiness"] is not None and report.attributes["sharpness"] is None
     assert load_critic(str(folder), items="all").items == SCORED_ITEMS
@@ -192,8 +215,15 @@ def test_folder_profile_wins_and_known_checkpoints_get_theirs(checkpoints, tmp_p
     assert critic.items == ("mos",)
     assert 1 <= critic.score(images[:1])[0].mos <= 5
     r1 = known_profile("TianheWu/VisualQuality-R1-7B", "qwen2_5_vl")
-    assert r1.level_words == ("5", "4", "3", "2", "1") and r1.trained_items == ("mos",)
+    assert r1.answer_words_for("mos") == ("5", "4", "3", "2", "1") and r1.trained_items == ("mos",)
+    assert r1.readout == "number" and r1.generates
     assert known_profile("llava-hf/llava-1.5-7b-hf", "llava") is None
+
+    # a profile saved before attributes had their own words is read the way it was trained
+    older = CriticProfile.from_dict({"family": "qwen2_vl", "answer_prefix": "Its {item} is",
+                                     "level_words": ["a", "b", "c", "d", "e"]})
+    assert older.answer_prefix_for("noisiness") == "Its noisiness is"
+    assert older.answer_words_for("noisiness") == ("a", "b", "c", "d", "e")
 
     broken = tmp_path / "broken"
     shutil.copytree(checkpoints["qwen2_vl"], broken)
@@ -273,6 +303,10 @@ def test_tiny_checkpoint_builder_rejects_bad_arguments(tmp_path):
         build_tiny_checkpoint("mplug_owl2", tmp_path)
     with pytest.raises(ValueError, match="unknown size overrides"):
         build_tiny_checkpoint("llava", tmp_path, hidden=8)
+    with pytest.raises(ValueError, match="vocabulary must be"):
+        build_tiny_checkpoint("qwen2_vl", tmp_path, vocabulary="gpt2")
+    with pytest.raises(ValueError, match="Qwen vocabulary is for"):
+        build_tiny_checkpoint("llava", tmp_path, vocabulary="qwen")
 
 
 def test_throughput_benchmark_runs_on_tiny_shapes(tmp_path, capsys):
@@ -284,9 +318,12 @@ def test_throughput_benchmark_runs_on_tiny_shapes(tmp_path, capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "bench.json"
-    assert bench.main(["--shape", "tiny-qwen2_vl", "--device", "cpu", "--batch-sizes", "2", "--repeats", "1",
-                       "--warmup", "0", "--generate-images", "1", "--json", str(out)]) == 0
-    (row,) = json.loads(out.read_text())["rows"]
+    assert bench.main(["--shape", "tiny-qwen2_5_vl", "--device", "cpu", "--batch-sizes", "2", "--repeats", "1",
+                       "--warmup", "0", "--generate-images", "1", "--official-tokens", "4", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    (row,) = results["rows"]
+    assert results["official"]["official_img_s"] > 0 and results["official"]["fast_img_s"] > 0
     assert row["batch"] == 2 and row["mos_img_s"] > 0 and row["full_img_s"] > 0 and row["naive_img_s"] > 0
     assert row["prefill_tflops"] > 0
-    assert "7-item img/s" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "7-item img/s" in printed and "official protocol (<= 4 new tokens)" in printed

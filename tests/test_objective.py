@@ -125,3 +125,24 @@ def test_constructor_rejects_nonsense():
         Objective(mos_weight=0.0)
     with pytest.raises(ValueError, match="unknown attribute 'blur'"):
         Objective(attribute_weights={"blur": 1.0})
+
+
+def test_alignment_weight_and_limit():
+    objective = Objective.parse("mos=1, alignment=3, min:alignment=3")
+    assert objective.alignment_weight == 3.0 and objective.minimums == {"alignment": 3.0}
+    # (1·2 + 3·5) / 4
+    assert objective.score(QualityReport(mos=2.0, alignment=5.0)) == pytest.approx(17 / 4)
+    on_prompt, off_prompt = QualityReport(mos=3.0, alignment=4.5), QualityReport(mos=4.0, alignment=1.5)
+    assert objective.rank([off_prompt, on_prompt]) == [1, 0]
+    assert not objective.passes(off_prompt) and objective.passes(on_prompt)
+    # without a prompt nobody judged alignment: the term drops out, and its limit fails
+    unprompted = QualityReport(mos=4.0)
+    assert objective.score(unprompted) == pytest.approx(4.0) and not objective.passes(unprompted)
+    assert Objective.parse(objective.to_text()) == objective
+
+
+def test_alignment_alone_and_negative_alignment():
+    only = Objective.parse("alignment=1")
+    assert only.mos_weight == 0 and only.score(QualityReport(mos=1.0, alignment=4.0)) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="alignment_weight must be a finite number ≥ 0"):
+        Objective.parse("alignment=-1")

@@ -68,3 +68,39 @@ def test_get_by_name():
     assert report.get("ai_generated") == 0.75
     with pytest.raises(KeyError, match="unknown score 'quality'"):
         report.get("quality")
+
+
+def test_alignment_raw_scores_and_sources_survive_json():
+    report = QualityReport(
+        mos=3.5, ai_generated=0.9, critic="signal+det", alignment=4.25,
+        raw_scores={"alignment": 0.71, "ai_generated": 2.2},
+        sources={"mos": "signal", "ai_generated": "det", "alignment": "clip"},
+    )
+    again = QualityReport.from_json(report.to_json())
+    assert again == report
+    assert again.source("ai_generated") == "det" and again.source("alignment") == "clip"
+    assert again.source("sharpness") is None  # not judged: nobody said it
+
+
+def test_old_dicts_without_the_new_fields_still_load():
+    old = {"mos": 4, "attributes": {}, "ai_generated": None, "description": None, "critic": "signal"}
+    report = QualityReport.from_dict(old)
+    assert report.alignment is None and report.raw_scores == {} and report.sources == {}
+    assert report.source("mos") == "signal"  # a single critic said everything it said
+    assert report.get("alignment") is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"alignment": 5.5}, "alignment must lie in"),
+        ({"alignment": 0.2}, "alignment must lie in"),
+        ({"raw_scores": {"quality": 1.0}}, "unknown item 'quality'"),
+        ({"raw_scores": {"mos": float("nan")}}, "finite number"),
+        ({"sources": {"mos": 3}}, "sources must map"),
+        ({"sources": {"beauty": "x"}}, "sources must map"),
+    ],
+)
+def test_new_fields_are_validated(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        QualityReport(mos=3, **kwargs)

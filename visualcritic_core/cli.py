@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "generate with a diffusers pipeline: best-of-N, until good, prompt tuning"),
     "train": ("train", "train a VisualCritic LMM critic from a config file"),
     "train-demo": ("train_demo", "train a tiny critic on CPU on damaged scikit-image photos"),
+    "score-dataset": ("score_dataset", "score a folder, path list, Parquet or WebDataset shards into Parquet (local or Ray)"),
+    "generate-pairs": ("generate_pairs", "best-of-N per prompt into a preference-pair dataset (chosen/rejected Parquet)"),
 }
 
 

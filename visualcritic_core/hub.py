@@ -17,8 +17,12 @@ PROBE_TIMEOUT = 2.0
 """Seconds to wait for any answer from the hub before treating it as unreachable."""
 
 
-class CriticLoadError(ValueError):
-    """A checkpoint could not be loaded as a critic; the message names it and why."""
+class CheckpointError(ValueError):
+    """A checkpoint folder or hub id cannot be used; the message names it and why."""
+
+
+CriticLoadError = CheckpointError
+"""The LMM loader's name for it."""
 
 
 def hub_offline() -> bool:
@@ -63,14 +67,15 @@ def local_folder_hint(spec: str) -> str:
             "folder instead of the hub id.")
 
 
-def read_config(spec: str, hub_kwargs: dict[str, Any]) -> dict:
+def read_config(spec: str, hub_kwargs: dict[str, Any] | None = None) -> dict:
     """The `config.json` of a checkpoint folder or hub id, as a dict.
 
     `hub_kwargs` may hold `revision`, `subfolder` and `local_files_only`. When the hub is
     switched off or cannot be reached, `hub_kwargs` gains `local_files_only=True`, so the
     processor, profile and weights loaded next come from the same cache without waiting on
-    the network again. Raises `CriticLoadError` (a ValueError) saying what is wrong.
+    the network again. Raises `CheckpointError` (a ValueError) saying what is wrong.
     """
+    hub_kwargs = {} if hub_kwargs is None else hub_kwargs
     folder = Path(os.path.expanduser(spec))
     if folder.is_dir():
         return _read_folder_config(folder / hub_kwargs.get("subfolder", ""))
@@ -81,7 +86,7 @@ def read_config(spec: str, hub_kwargs: dict[str, Any]) -> dict:
     )
 
     if spec.startswith((".", "/", "~")) or os.path.sep in spec.replace("/", "", 1):
-        raise CriticLoadError(f"critic folder {spec!r} does not exist")
+        raise CheckpointError(f"critic folder {spec!r} does not exist")
     why_not_hub = cache_only_reason(hub_kwargs)
     if why_not_hub:
         hub_kwargs["local_files_only"] = True
@@ -91,23 +96,23 @@ def read_config(spec: str, hub_kwargs: dict[str, Any]) -> dict:
     try:
         path = hf_hub_download(spec, CONFIG_FILENAME, **hub_kwargs)
     except LocalEntryNotFoundError:
-        raise CriticLoadError(f"critic {where}: {why_not_hub} and it is not in the local cache. "
+        raise CheckpointError(f"critic {where}: {why_not_hub} and it is not in the local cache. "
                               f"{local_folder_hint(spec)}") from None
     except GatedRepoError:
-        raise CriticLoadError(f"critic {where} is gated on the hub: accept its terms on the model page and log in "
+        raise CheckpointError(f"critic {where} is gated on the hub: accept its terms on the model page and log in "
                               "(`hf auth login`), or give a local folder.") from None
     except RepositoryNotFoundError:
-        raise CriticLoadError(f"critic {where}: no such repository on the hub (or it is private: log in with "
+        raise CheckpointError(f"critic {where}: no such repository on the hub (or it is private: log in with "
                               "`hf auth login`); a local checkpoint folder can be given instead.") from None
     except RevisionNotFoundError:
-        raise CriticLoadError(f"critic {where}: the hub has no such revision") from None
+        raise CheckpointError(f"critic {where}: the hub has no such revision") from None
     except EntryNotFoundError:
-        raise CriticLoadError(f"critic {where} has no {CONFIG_FILENAME} on the hub: it is not a transformers "
+        raise CheckpointError(f"critic {where} has no {CONFIG_FILENAME} on the hub: it is not a transformers "
                               "checkpoint (wrong subfolder?)") from None
     except HFValidationError as err:
-        raise CriticLoadError(f"critic {spec!r} is neither an existing folder nor a valid hub id ({err})") from None
+        raise CheckpointError(f"critic {spec!r} is neither an existing folder nor a valid hub id ({err})") from None
     except OSError as err:  # the hub answered the probe but failed the download
-        raise CriticLoadError(f"critic {where}: could not read {CONFIG_FILENAME} from the hub ({err}). "
+        raise CheckpointError(f"critic {where}: could not read {CONFIG_FILENAME} from the hub ({err}). "
                               f"{local_folder_hint(spec)}") from None
     return _parse_config(Path(path), where)
 
@@ -116,7 +121,7 @@ def _read_folder_config(folder: Path) -> dict:
     config_path = folder / CONFIG_FILENAME
     if not config_path.is_file():
         present = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
-        raise CriticLoadError(
+        raise CheckpointError(
             f"critic folder {str(folder)!r} is not a transformers checkpoint: it has no {CONFIG_FILENAME} "
             f"(found: {present or 'nothing'})"
         )
@@ -127,7 +132,7 @@ def _parse_config(path: Path, where: str) -> dict:
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CriticLoadError(f"critic {where}: {CONFIG_FILENAME} is not valid JSON ({err})") from None
+        raise CheckpointError(f"critic {where}: {CONFIG_FILENAME} is not valid JSON ({err})") from None
     if not isinstance(config, dict):
-        raise CriticLoadError(f"critic {where}: {CONFIG_FILENAME} holds {type(config).__name__}, not an object")
+        raise CheckpointError(f"critic {where}: {CONFIG_FILENAME} holds {type(config).__name__}, not an object")
     return config

@@ -9,6 +9,8 @@ objective is itself 1..5 and a threshold keeps its meaning whatever the weights:
   ("less is better", e.g. noisiness).
 - photo preference p: utility = 1 + 4·(1 - ai_generated) for p > 0 (prefer a photographic
   look), 1 + 4·ai_generated for p < 0; weight |p|.
+- alignment (how well the image shows its prompt, 1..5): utility = alignment; the weight
+  must be ≥ 0 (nobody wants the prompt ignored).
 Items a critic left as None drop out and the remaining weights are renormalised.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Iterable, Mapping, Sequence
 
 from .report import ATTRIBUTES, QualityReport
 
-_LIMIT_NAMES = ("mos", *ATTRIBUTES, "ai_generated", "score")
+_LIMIT_NAMES = ("mos", *ATTRIBUTES, "ai_generated", "alignment", "score")
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Objective:
     photo_preference: float = 0.0
     minimums: dict[str, float] = field(default_factory=dict)
     maximums: dict[str, float] = field(default_factory=dict)
+    alignment_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for table, what in ((self.attribute_weights, "weight"), (self.attribute_targets, "target")):
@@ -45,10 +48,14 @@ class Objective:
             for name in table:
                 if name not in _LIMIT_NAMES:
                     raise ValueError(f"limit on unknown score {name!r}; expected one of {list(_LIMIT_NAMES)}")
-        if not all(math.isfinite(w) and w >= 0 for w in (self.mos_weight,)):
-            raise ValueError(f"mos_weight must be a finite number ≥ 0, got {self.mos_weight}")
-        if self.mos_weight == 0 and not any(self.attribute_weights.values()) and self.photo_preference == 0:
-            raise ValueError("objective has no weight on anything; give MOS, an attribute or the photo preference a weight")
+        for name, weight in (("mos_weight", self.mos_weight), ("alignment_weight", self.alignment_weight)):
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{name} must be a finite number ≥ 0, got {weight}")
+        if (self.mos_weight == 0 and not any(self.attribute_weights.values()) and self.photo_preference == 0
+                and self.alignment_weight == 0):
+            raise ValueError(
+                "objective has no weight on anything; give MOS, an attribute, the photo preference or alignment a weight"
+            )
 
     def _terms(self, report: QualityReport) -> Iterable[tuple[float, float]]:
         """(weight, utility) pairs for the items the report has."""
@@ -66,6 +73,8 @@ class Objective:
         if self.photo_preference and report.ai_generated is not None:
             photo = 1.0 - report.ai_generated if self.photo_preference > 0 else report.ai_generated
             yield abs(self.photo_preference), 1.0 + 4.0 * photo
+        if self.alignment_weight and report.alignment is not None:
+            yield self.alignment_weight, report.alignment
 
     def score(self, report: QualityReport) -> float:
         """The objective value, 1..5, higher is better."""
@@ -96,13 +105,14 @@ class Objective:
     @classmethod
     def parse(cls, text: str | None) -> "Objective":
         """Parse e.g. "mos=1, sharpness=0.5, noisiness=-0.5, brightness@3=0.3, photo=1,
-        min:mos=3.5, max:noisiness=2.5". Empty text means MOS alone."""
+        alignment=1, min:mos=3.5, min:alignment=3, max:noisiness=2.5". Empty text means MOS alone."""
         if text is None or not text.strip():
             return cls()
         mos_weight = 0.0
         weights: dict[str, float] = {}
         targets: dict[str, float] = {}
         photo = 0.0
+        alignment = 0.0
         minimums: dict[str, float] = {}
         maximums: dict[str, float] = {}
         for raw in text.replace(";", ",").split(","):
@@ -123,12 +133,14 @@ class Objective:
                 mos_weight = value
             elif key in ("photo", "photographic"):
                 photo = value
+            elif key == "alignment":
+                alignment = value
             else:
                 name, at, target = key.partition("@")
                 name = name.strip()
                 if name not in ATTRIBUTES:
                     raise ValueError(
-                        f"objective term {part!r}: unknown name {name!r}; use mos, photo, "
+                        f"objective term {part!r}: unknown name {name!r}; use mos, photo, alignment, "
                         f"min:/max: limits or one of {list(ATTRIBUTES)}"
                     )
                 weights[name] = value
@@ -137,9 +149,9 @@ class Objective:
                         targets[name] = float(target)
                     except ValueError:
                         raise ValueError(f"objective term {part!r}: target must be a number") from None
-        if mos_weight == 0 and not weights and photo == 0:
+        if mos_weight == 0 and not weights and photo == 0 and alignment == 0:
             mos_weight = 1.0  # only limits were given: rank by MOS
-        return cls(mos_weight, weights, targets, photo, minimums, maximums)
+        return cls(mos_weight, weights, targets, photo, minimums, maximums, alignment_weight=alignment)
 
     def to_text(self) -> str:
         parts = [f"mos={self.mos_weight:g}"] if self.mos_weight else []
@@ -148,6 +160,8 @@ class Objective:
             parts.append(f"{name}@{target:g}={weight:g}" if target is not None else f"{name}={weight:g}")
         if self.photo_preference:
             parts.append(f"photo={self.photo_preference:g}")
+        if self.alignment_weight:
+            parts.append(f"alignment={self.alignment_weight:g}")
         parts += [f"min:{k}={v:g}" for k, v in self.minimums.items()]
         parts += [f"max:{k}={v:g}" for k, v in self.maximums.items()]
         return ", ".join(parts)

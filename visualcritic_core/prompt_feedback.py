@@ -78,10 +78,21 @@ class PromptRevision:
     sampling: dict[str, float] = field(default_factory=dict)
     """Suggested nudges: "steps_factor" (multiply steps), "cfg_delta" (add to CFG)."""
     reasons: list[str] = field(default_factory=list)
+    proposer: str = "rules"
+    """Who proposed it: "rules", "description", a language model ("llm:…", "critic"), or
+    "rules (fallback)" when a language model's reply could not be used."""
+    reply: str | None = None
+    """A language model's raw reply, kept for the log."""
+    rewrite: bool = False
+    """True when a language model wrote the prompt: `tune_prompt` then keeps the round it
+    makes only if the objective (and the prompt alignment) did not fall."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"positive": self.positive, "negative": self.negative,
-                "sampling": dict(self.sampling), "reasons": list(self.reasons)}
+        data = {"positive": self.positive, "negative": self.negative, "sampling": dict(self.sampling),
+                "reasons": list(self.reasons), "proposer": self.proposer, "rewrite": self.rewrite}
+        if self.reply is not None:
+            data["reply"] = self.reply
+        return data
 
     def sampling_kwargs(
         self, num_inference_steps: int | None, guidance_scale: float | None, *, max_steps: int = 100
@@ -105,7 +116,8 @@ class PromptRevision:
         return kwargs
 
 
-def _typical(reports: Sequence[QualityReport], item: str) -> float | None:
+def median_score(reports: Sequence[QualityReport], item: str) -> float | None:
+    """The median of one score over reports (None when no report has it): a round's typical value."""
     values = [r.get(item) for r in reports]
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
@@ -163,7 +175,7 @@ def propose_revision(
     steps_factor, cfg_delta = 1.0, 0.0
     reasons: list[str] = []
     for rule in rules:
-        value = _typical(reports, rule.item)
+        value = median_score(reports, rule.item)
         measured = value is not None and (
             (rule.below is not None and value < rule.below) or (rule.above is not None and value > rule.above)
         )
@@ -183,4 +195,4 @@ def propose_revision(
     return PromptRevision(new_positive, new_negative, sampling, reasons)
 
 
-__all__ = ["PromptRevision", "RULES", "Rule", "add_terms", "phrases_in_text", "propose_revision"]
+__all__ = ["PromptRevision", "RULES", "Rule", "add_terms", "median_score", "phrases_in_text", "propose_revision"]

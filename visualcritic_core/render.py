@@ -82,6 +82,10 @@ def _rows(report: QualityReport, score: float | None, label: str | None, level: 
         if report.ai_generated is not None:
             rows.append(("text", f"AI-generated {100 * report.ai_generated:.0f}%" if level == 0
                          else f"AI {100 * report.ai_generated:.0f}%", _DIM))
+        alignment = getattr(report, "alignment", None)
+        if alignment is not None:
+            rows.append(("text", f"prompt match {alignment:.1f}" if level == 0 else f"prompt {alignment:.1f}",
+                         _score_colour(alignment)))
     if label and level < 2:
         rows.append(("label", label, _DIM))
     return rows

@@ -124,7 +124,7 @@ def start_server(root: Path):
     custom_nodes.mkdir()
     (custom_nodes / "comfyui-visualcritic").symlink_to(REPO, target_is_directory=True)
     (custom_nodes / "visualcritic_testnodes").symlink_to(HERE / "testnodes", target_is_directory=True)
-    for name in ("input", "output", "temp", "models/visualcritic"):
+    for name in ("input", "output", "temp", "models/visualcritic", "models/LLM"):
         (root / name).mkdir(parents=True)
     config = root / "extra_model_paths.yaml"
     config.write_text(
@@ -132,6 +132,7 @@ def start_server(root: Path):
         f"  base_path: {root}\n"
         f"  custom_nodes: {custom_nodes}\n"
         f"  visualcritic: {root / 'models' / 'visualcritic'}\n"
+        f"  LLM: {root / 'models' / 'LLM'}\n"
     )
     port = _free_port()
     log = root / "comfyui.log"

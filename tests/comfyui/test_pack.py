@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from visualcritic_core import QualityReport
 from .server import REPO
 
 NODES = {"VisualCriticLoader", "VisualCriticScore", "VisualCriticRerank", "VisualCriticGatedKSampler",
-         "VisualCriticReport", "VisualCriticPromptFeedback"}
+         "VisualCriticReport", "VisualCriticPromptFeedback", "VisualCriticLanguageModelLoader"}
 IMPORT_PACK = f"""
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location(
@@ -147,3 +148,51 @@ def test_prompt_feedback_revises_from_the_reports(pack_nodes):
     assert "soft or blurred" in reasons and steps_factor > 1.0
     with pytest.raises(ValueError, match="reports"):
         node.revise([], "a", "b")
+
+
+@pytest.fixture
+def comfy_stubs(monkeypatch, tmp_path):
+    """The bits of ComfyUI the Loader's spec resolution and the Score node touch."""
+    import types
+
+    models = tmp_path / "models"
+    (models / "visualcritic").mkdir(parents=True)
+    paths: dict = {}
+    folder_paths = types.SimpleNamespace(
+        models_dir=str(models), folder_names_and_paths=paths, get_temp_directory=lambda: str(tmp_path),
+        add_model_folder_path=lambda name, path: paths.setdefault(name, ([], set()))[0].append(path),
+        get_folder_paths=lambda name: paths[name][0])
+    mm = types.SimpleNamespace(throw_exception_if_processing_interrupted=lambda: None)
+    utils = types.SimpleNamespace(ProgressBar=lambda total: types.SimpleNamespace(update_absolute=lambda *a: None))
+    comfy = types.SimpleNamespace(model_management=mm, utils=utils)
+    for name, module in (("folder_paths", folder_paths), ("comfy", comfy), ("comfy.model_management", mm),
+                         ("comfy.utils", utils)):
+        monkeypatch.setitem(sys.modules, name, module)
+    return models / "visualcritic"
+
+
+def test_loader_composes_from_spec_text_and_score_takes_a_prompt(pack_nodes, comfy_stubs):
+    from tiny_judges import build_tiny_clip
+
+    from visualcritic_core import load_critic
+    from visualcritic_core.critics.alignment import CLIPSCORE_PREFIX
+
+    images = torch.rand(2, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    clip = build_tiny_clip(comfy_stubs / "tiny_clip", agree={CLIPSCORE_PREFIX + "a photo of a cat": images[0].permute(2, 0, 1)})
+    resolve = pack_nodes["VisualCriticLoader"]._resolve_spec
+    assert resolve("signal", "+tiny_clip") == f"signal+{clip}"  # "+" adds to the dropdown's critic
+    assert resolve("tiny_clip", "signal+pyiqa:piqe") == "signal+pyiqa:piqe"  # text replaces it
+    assert resolve("signal", "") == "signal"  # old saved workflows: unchanged
+    with pytest.raises(ValueError, match="hub_id_or_path: checkpoint folder './nope' does not exist"):
+        resolve("signal", "signal+./nope")
+
+    common = sys.modules[pack_nodes["VisualCriticScore"].__module__.rsplit(".", 1)[0] + ".common"]  # the pack's own
+    critic = common.CriticHandle(load_critic(f"signal+{clip}", device="cpu"))
+    node = pack_nodes["VisualCriticScore"]()
+    assert "prompt" in node.INPUT_TYPES()["optional"]
+    result = node.score(images, critic, False, prompt="a photo of a cat")["result"]
+    assert result[-1][0] == pytest.approx(5.0) and 1.0 <= result[-1][1] <= 5.0  # the alignment output
+    assert all(r.sources["alignment"] == str(clip) for r in result[0])
+    unprompted = node.score(images, critic, False)["result"]
+    assert all(math.isnan(v) for v in unprompted[-1])
+    assert any("prompt 5.0" in line for line in node.score(images, critic, False, prompt="a photo of a cat")["ui"]["text"])

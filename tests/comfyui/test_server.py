@@ -55,12 +55,14 @@ def test_object_info_lists_every_node_with_its_inputs(object_info):
     assert score["output"][0] == "VC_REPORT" and score["output_name"][1] == "mos"
     rerank = object_info["VisualCriticRerank"]["input"]
     assert {"mos_weight", "sharpness_weight", "sharpness_target", "photo_preference", "min_mos", "top_k"} <= set(rerank["required"])
-    assert set(rerank["optional"]) == {"reports", "critic", "latent", "mask", "objective_text"}
+    assert set(rerank["optional"]) == {"reports", "critic", "latent", "mask", "objective_text", "prompt"}
+    assert score["input"]["optional"]["prompt"][1]["forceInput"]  # a link, not a widget: saved workflows keep their widget order
     gated = object_info["VisualCriticGatedKSampler"]
     ksampler = object_info["KSampler"]["input"]["required"]
     assert set(ksampler) <= set(gated["input"]["required"])
     assert gated["input"]["required"]["sampler_name"][0] == ksampler["sampler_name"][0]
     assert gated["output_name"] == ["image", "latent", "seed", "score", "attempts", "candidates", "reports"]
+    assert gated["input"]["optional"]["prompt"][1]["forceInput"]
 
 
 def _widget_names(info: dict) -> list[str]:
@@ -297,3 +299,25 @@ def test_the_loader_keeps_its_critic_between_prompts(comfy):
     loads = [line for line in comfy.tail_log(10**7).splitlines()
              if "VisualCritic: loaded critic 'signal' (device cpu, dtype float32" in line]
     assert len(loads) == 1, loads
+
+
+def test_composed_critic_judges_alignment_through_model_management(comfy):
+    """signal + a tiny CLIP from models/visualcritic, composed in the Loader's text box; the
+    Score node's prompt link reaches the alignment judge; the two members' weights are one
+    ComfyUI-managed module."""
+    from tiny_judges import build_tiny_clip
+
+    build_tiny_clip(comfy.models / "visualcritic" / "tiny_clip_judge")
+    graph = _score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 3355443}},
+                         {"critic": "signal", "hub_id_or_path": "+tiny_clip_judge", "device": "auto", "dtype": "auto",
+                          "quantization": "none"})
+    graph["4"] = {"class_type": "VCTestText", "inputs": {"text": "a photo of a cat"}}
+    graph["3"]["inputs"]["prompt"] = ["4", 0]
+    reports = comfy.run(graph)["outputs"]["3"]["reports"]
+    assert len(reports) == 2
+    for report in reports:
+        assert 1 <= report["alignment"] <= 5 and report["sources"]["mos"] == "signal"
+        assert report["sources"]["alignment"].endswith("tiny_clip_judge") and "alignment" in report["raw_scores"]
+    unprompted = _score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+                              graph["2"]["inputs"])
+    assert comfy.run(unprompted)["outputs"]["3"]["reports"][0]["alignment"] is None

@@ -1,8 +1,8 @@
 """`generate`: generate with any diffusers pipeline and keep what the critic likes best.
 
 Three modes: best of N (default), regenerate until an objective threshold is met
-(`--until`), and automated prompt tuning (`--tune-rounds`, with `--until` as an early
-stop). Writes best.png, contact_sheet.png (every candidate with its scores) and log.json
+(`--until`), and automated prompt tuning (`--tune` / `--tune-rounds`, with `--until` as an
+early stop; `--proposer` chooses who rewrites the prompt). Writes best.png, contact_sheet.png (every candidate with its scores) and log.json
 (prompts, settings, seeds and reports: enough to remake any candidate with
 `visualcritic_core.generation.replay`).
 """
@@ -33,8 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=float, default=None, metavar="THRESHOLD",
                         help="objective score 1..5 to reach; regenerate until a candidate does")
     parser.add_argument("--max-attempts", type=int, default=5, metavar="K", help="attempts for --until (default 5)")
+    parser.add_argument("--tune", action="store_true",
+                        help="tune the prompt and sampling settings (3 rounds unless --tune-rounds says)")
     parser.add_argument("--tune-rounds", type=int, default=None, metavar="K",
                         help="tune the prompt and sampling settings for up to K rounds")
+    parser.add_argument("--proposer", default=None, metavar="NAME",
+                        help="who revises the prompt when tuning: rules, description, critic (the LMM critic "
+                             "rewrites it) or llm:ID_OR_FOLDER (a chat LLM rewrites it); default: description "
+                             "when the critic writes descriptions, else rules")
+    parser.add_argument("--instruction", default=None, metavar="FILE",
+                        help="the rewriting request for critic/llm proposers (a text file with fields such as "
+                             "{prompt} and {scores}; default: visualcritic_core.rewriter.INSTRUCTION)")
     parser.add_argument("--critic", default="signal",
                         help="registered critic name, checkpoint folder or hub id (default: signal)")
     parser.add_argument("--objective", default=None, metavar="TEXT",
@@ -80,6 +89,11 @@ def _check_args(args: argparse.Namespace) -> str | None:
             return f"--{name.replace('_', '-')} must be at least 1, got {value}"
     if args.until is not None and not 1.0 <= args.until <= 5.0:
         return f"--until is an objective score and must lie in 1..5, got {args.until}"
+    tuning = args.tune or args.tune_rounds
+    if (args.proposer or args.instruction) and not tuning:
+        return "--proposer and --instruction only apply when tuning (--tune or --tune-rounds K)"
+    if args.instruction and not (args.proposer == "critic" or (args.proposer or "").startswith("llm:")):
+        return "--instruction needs a language-model proposer: --proposer critic or --proposer llm:ID_OR_FOLDER"
     return device_and_dtype_problem(args) or _model_problem(args.model)
 
 
@@ -99,6 +113,18 @@ def _model_problem(model: str) -> str | None:
     if not looks_like_hub_id(model):
         return f"--model {model}: no such folder (and not a hub id like owner/name)"
     return None
+
+
+def _proposer(args: argparse.Namespace, device: Any):
+    """The --proposer choice as tune_prompt takes it (a custom instruction builds the
+    language-model proposer here)."""
+    if not args.instruction:
+        return args.proposer
+    from ..rewriter import LanguageModelProposer, load_chat_model
+
+    instruction = Path(args.instruction).read_text()
+    model = "critic" if args.proposer == "critic" else load_chat_model(args.proposer[4:], device=device)
+    return LanguageModelProposer(model, instruction=instruction)
 
 
 def _load_pipeline(args: argparse.Namespace, device: Any):
@@ -169,17 +195,18 @@ def run(args: argparse.Namespace) -> int:
                                      ("width", args.width), ("height", args.height)) if v is not None}
     common = dict(critic=critic, objective=objective, seed=args.seed, batch_size=args.batch_size,
                   progress=progress, offload=True if args.offload else "auto", **pipe_kwargs)
-    mode = "tune" if args.tune_rounds else "until" if args.until is not None else "best_of_n"
+    mode = "tune" if args.tune or args.tune_rounds else "until" if args.until is not None else "best_of_n"
     try:
         if mode == "tune":
-            result = tune_prompt(pipe, args.prompt, rounds=args.tune_rounds, candidates_per_round=args.n,
-                                 negative_prompt=args.negative or "", threshold=args.until, **common)
+            result = tune_prompt(pipe, args.prompt, rounds=args.tune_rounds or 3, candidates_per_round=args.n,
+                                 negative_prompt=args.negative or "", threshold=args.until,
+                                 proposer=_proposer(args, device), **common)
         elif mode == "until":
             result = regenerate_until(pipe, args.prompt, threshold=args.until, max_attempts=args.max_attempts,
                                       candidates_per_attempt=args.n, negative_prompt=args.negative, **common)
         else:
             result = best_of_n(pipe, args.prompt, n=args.n, negative_prompt=args.negative, **common)
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         error(str(err))
         return 2
 
@@ -207,5 +234,7 @@ def run(args: argparse.Namespace) -> int:
               f"after {result.attempts} attempt(s)")
     if mode == "tune":
         print(f"best round {result.best_round + 1} of {len(result.rounds)} ({result.stopped})")
+        for rejection in result.rejections:
+            print(f"refused after round {rejection['round'] + 1}: {rejection['prompt']!r}: {rejection['reason']}")
     print(f"wrote {out / 'best.png'}, {out / 'contact_sheet.png'}, {out / 'log.json'}")
     return 0

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     critic = load_critic_from_args(args)
     if critic is None:
         return 2
-    scored = list(iter_scored(critic, files, args.batch_size, False, failures, args.progress))
+    scored = list(iter_scored(critic, files, args.batch_size, False, failures, args.progress, args.prompt))
     if not scored:
         report_failures(failures, total)
         error("no image could be scored")

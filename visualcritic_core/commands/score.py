@@ -22,7 +22,10 @@ def add_critic_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every scoring command shares (score, rank)."""
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders (searched recursively)")
     parser.add_argument("--critic", default="signal",
-                        help="registered critic name, checkpoint folder or hub id (default: signal)")
+                        help="registered critic name, pyiqa:NAME, checkpoint folder or hub id, or several joined "
+                             "with '+' (e.g. signal+Organika/sdxl-detector) (default: signal)")
+    parser.add_argument("--prompt", default=None, metavar="TEXT",
+                        help="the prompt the images were made from, for alignment critics (CLIP, PickScore)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps … (default: auto)")
     parser.add_argument("--dtype", default=None, help="auto, float32, float16, bfloat16 (default: the critic's choice)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
@@ -133,7 +136,7 @@ def load_critic_from_args(args: argparse.Namespace):
 
 
 def iter_scored(critic, files: list[tuple[str, Path]], batch_size: int | None, describe: bool,
-                failures: Failures, progress: bool | None = None) -> Iterator[Scored]:
+                failures: Failures, progress: bool | None = None, prompt: str | None = None) -> Iterator[Scored]:
     """Score `files` in input order, one batch of decoded images in memory at a time.
 
     Files that cannot be read or judged are reported through `failures` and skipped.
@@ -153,7 +156,7 @@ def iter_scored(critic, files: list[tuple[str, Path]], batch_size: int | None, d
                 if critic.max_side is not None:  # hold the chunk at working size, not file size
                     image = resize_to_fit(image[None], critic.max_side)[0]
                 loaded.append((name, path, image))
-            yield from _score_loaded(critic, loaded, size, describe, failures)
+            yield from _score_loaded(critic, loaded, size, describe, failures, prompt)
             if bar is not None:
                 bar.update(len(chunk))
     finally:
@@ -161,17 +164,17 @@ def iter_scored(critic, files: list[tuple[str, Path]], batch_size: int | None, d
             bar.close()
 
 
-def _score_loaded(critic, loaded, batch_size, describe, failures) -> Iterator[Scored]:
+def _score_loaded(critic, loaded, batch_size, describe, failures, prompt=None) -> Iterator[Scored]:
     if not loaded:
         return
     try:
-        reports = critic.score([t for *_, t in loaded], describe=describe, batch_size=batch_size)
+        reports = critic.score([t for *_, t in loaded], prompts=prompt, describe=describe, batch_size=batch_size)
     except ValueError:
         if len(loaded) == 1:
             failures.add(loaded[0][0], str(sys.exc_info()[1]))
             return
         for item in loaded:  # find the culprit: score one at a time
-            yield from _score_loaded(critic, [item], 1, describe, failures)
+            yield from _score_loaded(critic, [item], 1, describe, failures, prompt)
         return
     for (name, path, _), report in zip(loaded, reports):
         yield Scored(name, path, report)
@@ -235,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not args.json:
         print(table_header(), flush=True)
-    for item in iter_scored(critic, files, args.batch_size, args.describe, failures, args.progress):
+    for item in iter_scored(critic, files, args.batch_size, args.describe, failures, args.progress, args.prompt):
         if args.json:
             print(json.dumps({"image": item.name, **item.report.to_dict()}), flush=True)
         else:

@@ -175,7 +175,7 @@ def _blur_axis(x: torch.Tensor, taps: list[float], dim: int) -> torch.Tensor:
 class SignalCritic(Critic):
     """Measured quality of photographs: MOS, the five attributes and a description."""
 
-    capabilities: ClassVar[frozenset[str]] = frozenset(ALL_ITEMS) - {"ai_generated"}
+    capabilities: ClassVar[frozenset[str]] = frozenset(ALL_ITEMS) - {"ai_generated", "alignment"}
     default_batch_size: ClassVar[int] = 16
 
     def __init__(

@@ -7,6 +7,7 @@ uses, so "best" means the same thing in a workflow, a script and the CLI.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any, Sequence
 
 from ..critics.base import Critic
@@ -14,8 +15,9 @@ from ..objective import Objective
 from ..proposers import DescriptionProposer, Proposer, RuleProposer, default_proposer
 from ..prompt_feedback import PromptRevision
 from ..registry import load_critic
+from ..rewriter import CriticChat, LanguageModelProposer, load_chat_model, propose_guarded
 from .pipeline import InnerProgress, MemoryTurns, PipelineRunner, call_default, check_pipeline, resolve_seeds
-from .results import GenerationResult, TuneResult, UntilResult
+from .results import GenerationResult, TuneResult, UntilResult, order_key
 
 
 def _setup(pipe: Any, prompt: Any, negative_prompt: Any, critic: Critic | str, objective: Any,
@@ -56,12 +58,15 @@ def _progress_bar(total: int, desc: str, show: bool):
 
 
 def _generate_and_score(runner: PipelineRunner, turns: MemoryTurns, critic: Critic, prompt: str,
-                        negative: str | None, seeds: list[int], kwargs: dict[str, Any], bar: Any):
-    """Images and reports for `seeds`: the pipeline's turn, then the critic's."""
+                        negative: str | None, seeds: list[int], kwargs: dict[str, Any], bar: Any,
+                        intent: str | None = None):
+    """Images and reports for `seeds`: the pipeline's turn, then the critic's. The critic is
+    given the prompt (`intent`: the user's own, when tuning has rewritten it), so alignment
+    critics judge whether the images still show what was asked for."""
     turns.generating()
     images, sizes = runner(prompt, negative, seeds, kwargs, on_batch=bar.update)
     turns.scoring()
-    return images, critic.score(images), sizes
+    return images, critic.score(images, prompts=intent or prompt), sizes
 
 
 def best_of_n(
@@ -172,9 +177,38 @@ def _resolve_proposer(proposer: Proposer | str | None, critic: Critic) -> Propos
         if "description" not in getattr(critic, "capabilities", ()):
             raise ValueError(f"proposer 'description' needs a critic that writes descriptions; {critic!r} does not")
         return DescriptionProposer()
+    if proposer == "critic":
+        CriticChat(critic)  # checks now that the critic can answer in words
+        return LanguageModelProposer("critic")
+    if isinstance(proposer, str) and proposer.startswith("llm:"):
+        return LanguageModelProposer(load_chat_model(proposer[4:], device=getattr(critic, "device", None)))
     if isinstance(proposer, str) or not callable(proposer):
-        raise ValueError(f"proposer must be None, 'rules', 'description' or a callable, got {proposer!r}")
+        raise ValueError(
+            f"proposer must be None, 'rules', 'description', 'critic', 'llm:<hub id or folder>' or a callable, "
+            f"got {proposer!r}")
     return proposer
+
+
+def _median_alignment(result: GenerationResult) -> float | None:
+    values = [a for a in (getattr(r, "alignment", None) for r in result.reports) if a is not None]
+    return statistics.median(values) if values else None
+
+
+def _setting_key(prompt: str, negative: str | None, kwargs: dict[str, Any]) -> tuple[str, str | None, str]:
+    """What makes a round: prompt, negative prompt and pipeline settings (same seeds)."""
+    return prompt, negative, repr(sorted(kwargs.items()))
+
+
+def _round_verdict(result: GenerationResult, base: GenerationResult, tolerance: float) -> str | None:
+    """Why a round made with a revision must not be kept (None when it may): the
+    images show the original prompt less well than the round it was revised from, or the
+    objective fell."""
+    now, before = _median_alignment(result), _median_alignment(base)
+    if now is not None and before is not None and now < before - tolerance:
+        return f"the images show the original prompt less well (alignment {before:.2f} → {now:.2f})"
+    if order_key(result.objective, result.best_report) > order_key(base.objective, base.best_report):
+        return f"the objective fell ({base.best_score:.2f} → {result.best_score:.2f})"
+    return None
 
 
 def tune_prompt(
@@ -191,6 +225,8 @@ def tune_prompt(
     seed: int | None = None,
     threshold: float | None = None,
     max_steps: int = 100,
+    max_words: int = 75,
+    alignment_tolerance: float = 0.25,
     batch_size: int | None = None,
     progress: bool = True,
     offload: bool | str = "auto",
@@ -205,10 +241,24 @@ def tune_prompt(
     same seeds, so rounds differ by prompt and settings only, not by seed luck.
 
     proposer: None (the critic's description plus scores when it writes descriptions,
-        scores alone otherwise), "rules", "description", or a callable
-        `(result, *, critic, objective) -> PromptRevision`.
+        scores alone otherwise), "rules", "description", "critic" (the LMM critic rewrites
+        the prompt, having seen the best image), "llm:<hub id or folder>" (a chat LLM
+        rewrites it; `rewriter.LanguageModelProposer` for your own instruction), or a
+        callable `(result, *, critic, objective) -> PromptRevision`.
     threshold: stop once a round's best reaches it. The loop also stops when a revision
         changes nothing (no weakness left that the rules know).
+
+    Guards, so the subject never drifts away: a revision whose prompt drops the content
+    words of the user's original prompt, or exceeds `max_words`, is not tried (the rule
+    proposer's revision is tried instead); a round made with a language model's rewrite
+    (`PromptRevision.rewrite`) is kept only if its best candidate scores no lower on the
+    objective than the round it was revised from and, when the critic judges prompt
+    alignment, its images show the *original* prompt no worse (by more than
+    `alignment_tolerance`). A refused round stays in the log but is never the best; the
+    next revision starts again from the last kept round, with the rule proposer.
+    `result.rejections` says what was refused and why. (Rule revisions are not judged:
+    they only add wording and nudge settings, and a round's small ups and downs should
+    not stop them.)
     Returns every round (prompt, negative, settings, seeds, reports, scores) and the best;
     `replay(pipe, result.rounds[k])` remakes a round's images.
     """
@@ -216,8 +266,10 @@ def tune_prompt(
     _check_count("rounds", rounds)
     per = _check_count("candidates_per_round", candidates_per_round)
     _check_count("max_steps", max_steps)
+    _check_count("max_words", max_words)
     threshold = None if threshold is None else _check_threshold(threshold)
     proposer = _resolve_proposer(proposer, critic)
+    rules = RuleProposer()
     seeds = resolve_seeds(per, seeds, seed, "candidates_per_round")
     runner = PipelineRunner(pipe, batch_size)
     if not runner.takes_negative and negative_prompt:
@@ -226,37 +278,61 @@ def tune_prompt(
     guidance = pipe_kwargs.pop("guidance_scale", call_default(pipe, "guidance_scale"))
     sampling = {k: v for k, v in (("num_inference_steps", steps), ("guidance_scale", guidance)) if v is not None}
     negative: str | None = negative_prompt if runner.takes_negative else None
+    original = prompt
     turns = MemoryTurns(pipe, critic, offload)
     results: list[GenerationResult] = []
     revisions: list[PromptRevision] = []
+    accepted: list[bool] = []
+    rejections: list[dict[str, Any]] = []
+    kept = 0  # the last round that was kept: revisions start from it
     stopped = "rounds"
+
+    def settings_after(revision: PromptRevision, base: GenerationResult) -> tuple[str, str | None, dict[str, Any]]:
+        base_sampling = {k: base.pipe_kwargs[k] for k in sampling}
+        next_sampling = revision.sampling_kwargs(base_sampling.get("num_inference_steps"),
+                                                 base_sampling.get("guidance_scale"), max_steps=max_steps)
+        return revision.positive, revision.negative if negative is not None else None, next_sampling
+
     with _progress_bar(rounds * per, f"tuning, {rounds} rounds", progress) as bar, InnerProgress(pipe, progress):
         try:
             for k in range(rounds):
                 bar.set_description(f"tuning round {k + 1}/{rounds}")
                 kwargs = {**pipe_kwargs, **sampling}
                 images, reports, sizes = _generate_and_score(runner, turns, critic, prompt, negative, seeds,
-                                                             kwargs, bar)
+                                                             kwargs, bar, original)
                 result = GenerationResult(prompt=prompt, negative_prompt=negative, seeds=list(seeds), images=images,
                                           reports=reports, objective=objective, pipe_kwargs=kwargs,
                                           batch_sizes=sizes, generator_device=runner.generator_device)
-                revision = proposer(result, critic=critic, objective=objective)
+                judged = bool(revisions) and revisions[-1].rewrite
+                why = _round_verdict(result, results[kept], alignment_tolerance) if judged else None
+                if why is not None:
+                    rejections.append({"round": k, "prompt": prompt, "proposer": revisions[-1].proposer,
+                                       "reason": f"round not kept: {why}"})
                 results.append(result)
+                accepted.append(why is None)
+                kept = k if why is None else kept
+                base = results[kept]
+                bar.set_postfix(best=f"{max(r.best_score for r, ok in zip(results, accepted) if ok):.2f}")
+                # after a refused round the rules propose from the kept round: a language
+                # model asked the same question again would give the same refused answer
+                revision, refused = propose_guarded(proposer if why is None else rules, base, critic=critic,
+                                                    objective=objective, original_prompt=original,
+                                                    max_words=max_words)
+                if refused is not None:
+                    rejections.append({"round": k, **refused, "reason": f"rewrite not tried: {refused['reason']}"})
                 revisions.append(revision)
-                bar.set_postfix(best=f"{max(r.best_score for r in results):.2f}")
-                if threshold is not None and _meets(objective, result.best_report, threshold):
+                if threshold is not None and why is None and _meets(objective, result.best_report, threshold):
                     stopped = "threshold"
                     break
-                next_sampling = revision.sampling_kwargs(
-                    sampling.get("num_inference_steps"), sampling.get("guidance_scale"), max_steps=max_steps)
-                next_negative = revision.negative if negative is not None else None
-                if (revision.positive, next_negative, next_sampling) == (prompt, negative, sampling):
+                following = settings_after(revision, base)
+                if _setting_key(*following[:2], {**pipe_kwargs, **following[2]}) in {
+                        _setting_key(r.prompt, r.negative_prompt, r.pipe_kwargs) for r in results}:
                     stopped = "converged" if k < rounds - 1 else "rounds"
                     break
-                prompt, negative, sampling = revision.positive, next_negative, next_sampling
+                prompt, negative, sampling = following
         finally:
             turns.finish()
-    return TuneResult(rounds=results, revisions=revisions, stopped=stopped)
+    return TuneResult(rounds=results, revisions=revisions, stopped=stopped, accepted=accepted, rejections=rejections)
 
 
 __all__ = ["best_of_n", "regenerate_until", "tune_prompt"]

@@ -21,7 +21,7 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def _order_key(objective: Objective, report: QualityReport) -> tuple[bool, float]:
+def order_key(objective: Objective, report: QualityReport) -> tuple[bool, float]:
     """Smaller is better: passing the limits first, then the higher score (as Objective.rank)."""
     return (not objective.passes(report), -objective.score(report))
 
@@ -116,14 +116,22 @@ class TuneResult:
     rounds: list[GenerationResult]
     revisions: list[PromptRevision]
     stopped: str
-    """Why the loop ended: "rounds" (all used), "threshold" (met), "converged" (nothing left to fix)."""
+    """Why the loop ended: "rounds" (all used), "threshold" (met), "converged" (nothing
+    new left to try)."""
+    accepted: list[bool] | None = None
+    """Per round: kept (True), or refused by the guards (False; never the best). Default: all kept."""
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    """Every refused rewrite and round: {"round", "prompt", "proposer", "reason"}."""
     best_round: int = field(init=False)
 
     def __post_init__(self) -> None:
         if not self.rounds:
             raise ValueError("a tuning result needs at least one round")
-        keys = [_order_key(r.objective, r.best_report) for r in self.rounds]
-        self.best_round = min(range(len(keys)), key=lambda k: (keys[k], k))
+        self.accepted = [True] * len(self.rounds) if self.accepted is None else list(self.accepted)
+        if len(self.accepted) != len(self.rounds) or not self.accepted[0]:
+            raise ValueError("accepted needs one flag per round, and the first round is always kept")
+        keys = [order_key(r.objective, r.best_report) for r in self.rounds]
+        self.best_round = min((k for k in range(len(keys)) if self.accepted[k]), key=lambda k: (keys[k], k))
 
     @property
     def best(self) -> GenerationResult:
@@ -162,7 +170,9 @@ class TuneResult:
             "best_round": self.best_round,
             "best_score": self.best_score,
             "stopped": self.stopped,
-            "rounds": [{**r.to_dict(), "revision": v.to_dict()} for r, v in zip(self.rounds, self.revisions)],
+            "rounds": [{**r.to_dict(), "kept": ok, "revision": v.to_dict()}
+                       for r, ok, v in zip(self.rounds, self.accepted, self.revisions)],
+            "rejections": [dict(r) for r in self.rejections],
         }
 
 

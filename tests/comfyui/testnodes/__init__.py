@@ -108,8 +108,23 @@ class VCTestBadImage:
         return (image,)
 
 
+class VCTestText:
+    """A STRING output (the 2024 ComfyUI has no primitive string node), e.g. for a `prompt` link."""
+    CATEGORY = "VisualCritic/testing"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "text"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": ""})}}
+
+    def text(self, text):
+        return (text,)
+
+
 NODE_CLASS_MAPPINGS = {
     "VCTestTinyCheckpoint": VCTestTinyCheckpoint,
     "VCTestTextConditioning": VCTestTextConditioning,
     "VCTestBadImage": VCTestBadImage,
+    "VCTestText": VCTestText,
 }
