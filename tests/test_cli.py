@@ -57,7 +57,10 @@ def test_score_json_lines_and_bad_file(folder):
     result = run_cli("score", "--json", "--batch-size", "2", folder)
     assert result.returncode == 1
     assert "corrupt.png" in result.stderr and "1 of 4 images could not be scored" in result.stderr
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = [line for line in lines if "error" not in line]
+    (failed,) = [line for line in lines if "error" in line]  # scripts reading stdout see the failure too
+    assert failed["image"] == str(folder / "corrupt.png") and "corrupt" in failed["error"]
     assert [Path(r["image"]).name for r in rows] == GOOD  # input (sorted) order, bad one skipped
     for row in rows:
         assert row["image"].startswith(str(folder))
@@ -87,7 +90,9 @@ def test_rank_orders_and_draws_the_best_first(folder, tmp_path):
     sheet = tmp_path / "out" / "sheet.png"
     result = run_cli("rank", "--json", "--sheet", sheet, "--tile", "128", folder)
     assert result.returncode == 1 and "corrupt.png" in result.stderr
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = [line for line in lines if "error" not in line]
+    assert [line["image"] for line in lines if "error" in line] == [str(folder / "corrupt.png")]
     assert [r["rank"] for r in rows] == [1, 2, 3]
     assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
     assert all(r["score"] == pytest.approx(r["mos"]) for r in rows)  # default objective: MOS
@@ -158,3 +163,77 @@ def test_score_passes_lmm_options_to_the_critic(folder, tmp_path):
 
     bad = run_cli("score", "--critic", checkpoint, "--critic-option", "no_equals_sign", folder / "sharp_red.png")
     assert bad.returncode == 2 and "KEY=VALUE" in bad.stderr
+
+
+def test_batch_jobs_account_for_empty_and_unreadable_folders(folder, tmp_path, capsys, monkeypatch):
+    """Among other paths, a folder with nothing to score is named and counted, also in JSON."""
+    empty, locked = tmp_path / "empty", tmp_path / "locked"
+    empty.mkdir()
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != locked and real_access(path, mode))
+    good = str(folder / "sharp_red.png")
+    assert main(["score", "--json", str(empty), good, str(locked), str(folder / "missing.png")]) == 1
+    out, err = capsys.readouterr()
+    lines = {line["image"]: line for line in map(json.loads, out.splitlines())}
+    assert len(lines) == 4
+    assert "folder holds no image files" in lines[str(empty)]["error"]
+    assert lines[str(locked)]["error"] == "cannot read this folder (permission denied)"
+    assert lines[good]["mos"] >= 1 and lines[str(folder / "missing.png")]["error"] == "no such file"
+    assert err.splitlines()[-1] == "error: 3 of 4 images could not be scored"
+    assert f"error: {empty}: folder holds no image files" in err
+    # rank counts the same way, and its table output stays clean of JSON
+    assert main(["rank", "--no-sheet", str(empty), good]) == 1
+    out, err = capsys.readouterr()
+    assert "{" not in out and err.splitlines()[-1] == "error: 1 of 2 images could not be scored"
+
+
+def _one_line_error(capsys) -> str:
+    out, err = capsys.readouterr()
+    assert len(err.splitlines()) == 1, err
+    return err.strip()
+
+
+@pytest.mark.parametrize("argv, cuda_devices, words", [
+    (["--device", "gpu"], 0, ["--device: unknown device 'gpu'", "available here: auto, cpu"]),
+    (["--device", "cuda"], 0, ["--device: device 'cuda' needs CUDA", "available here: auto, cpu"]),
+    (["--device", "cuda:7"], 1, ["--device: device 'cuda:7' does not exist: this machine has 1 CUDA device",
+                                 "available here: auto, cpu, cuda:0"]),
+    (["--dtype", "nonsense"], 0, ["--dtype: unknown dtype 'nonsense'; use one of auto, float32"]),
+    (["--batch-size", "0"], 0, ["--batch-size must be at least 1, got 0"]),
+], ids=["gpu", "cuda-without-cuda", "cuda-7-of-1", "dtype", "batch-size"])
+def test_every_wrong_flag_is_one_line_and_exit_2(folder, capsys, monkeypatch, argv, cuda_devices, words):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
+    for command in ("score", "rank"):
+        assert main([command, *argv, str(folder / "sharp_red.png")]) == 2
+        message = _one_line_error(capsys)
+        assert message.startswith("error: ") and all(word in message for word in words), message
+    if argv[0] == "--device":  # generate checks before it loads anything
+        assert main(["generate", "--model", "a/b", "--prompt", "x", "--out", "o", *argv]) == 2
+        message = _one_line_error(capsys)
+        assert all(word in message for word in words), message
+
+
+def test_generate_names_a_model_folder_that_is_not_a_pipeline(tmp_path, capsys):
+    base = ["generate", "--prompt", "a fox", "--out", str(tmp_path / "out"), "--model"]
+    assert main([*base, "/no/such/folder"]) == 2
+    assert _one_line_error(capsys) == "error: --model /no/such/folder: no such folder (and not a hub id like owner/name)"
+    (tmp_path / "unet").mkdir()
+    assert main([*base, str(tmp_path)]) == 2
+    assert "not a diffusers pipeline folder (no model_index.json; found: ['unet'])" in _one_line_error(capsys)
+    assert main([*base, "a/b", "--dtype", "fp8"]) == 2
+    assert _one_line_error(capsys).startswith("error: --dtype: unknown dtype 'fp8'")
+    assert main([*base, "someone/missing-pipeline"]) == 2  # HF_HUB_OFFLINE=1 in the tests: no waiting
+    message = _one_line_error(capsys)
+    assert message.startswith("error: --model someone/missing-pipeline: the hub is switched off (HF_HUB_OFFLINE=1)")
+    assert "not in the local cache" in message and "--local-dir" in message
+
+
+def test_a_wrong_flag_in_a_real_process_gives_no_traceback(folder):
+    result = run_cli("score", "--device", "gpu", folder / "sharp_red.png")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == ["error: --device: unknown device 'gpu'; available here: auto, cpu"] or (
+        "cuda:0" in result.stderr and len(result.stderr.splitlines()) == 1)  # a machine with a GPU lists it

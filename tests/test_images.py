@@ -143,6 +143,17 @@ def test_float_0_255_mistake_is_a_clear_error():
         one(torch.from_numpy(_photo()).float())
 
 
+def test_float_file_gets_advice_for_files(tmp_path):
+    path = tmp_path / "linear.tif"
+    Image.fromarray(_photo()[..., 0].astype(np.float32), mode="F").save(path)  # a 32-bit float TIFF, 0..255
+    with pytest.raises(ImageInputError, match=r"linear.tif: float values up to 2\d\d.*save it as 8- or 16-bit") as err:
+        load_image(path)
+    assert "divide" not in str(err.value)  # array advice does not fit a file
+    path_ok = tmp_path / "unit.tif"
+    Image.fromarray(_photo()[..., 0].astype(np.float32) / 255, mode="F").save(path_ok)
+    assert load_image(path_ok).shape == (3, 48, 64)
+
+
 def test_nan_and_inf_name_the_image_index():
     batch = torch.rand(5, 8, 8, 3)
     batch[3, 2, 2, 0] = float("nan")
@@ -159,7 +170,7 @@ def test_empty_inputs_give_nothing():
     assert list(iter_batches(torch.zeros(0, 8, 8, 3), 4)) == []
 
 
-@pytest.mark.parametrize("shape", [(10,), (1, 2, 8, 8, 3), (2, 5, 8, 8), (8, 8, 6), (2, 6, 7, 8)])
+@pytest.mark.parametrize("shape", [(10,), (1, 2, 8, 8, 3), (2, 5, 8, 8), (2, 6, 7, 8)])
 def test_wrong_tensor_ranks_and_channels(shape):
     with pytest.raises(ImageInputError, match=r"cannot read a tensor of shape|expected an HW or HWC"):
         list(iter_batches(torch.rand(shape), 2))
@@ -173,7 +184,7 @@ def test_wrong_array_shape_and_types():
     with pytest.raises(ImageInputError, match="image 1: cannot read dict"):
         list(iter_batches([np.zeros((4, 4), np.uint8), {"pixels": 1}], 2))
     with pytest.raises(ImageInputError, match="zero height or width"):
-        one(torch.zeros(3, 0, 5))
+        one([torch.zeros(3, 0, 5)])
 
 
 def test_comfyui_bhwc_and_bchw_give_identical_batches():
@@ -189,6 +200,26 @@ def test_comfyui_bhwc_and_bchw_give_identical_batches():
                                            ((3, 4, 4), (3, 4, 4)), ((4, 4, 3), (3, 4, 4))])
 def test_tiny_tensors_pick_the_channel_axis(shape, expect):
     assert one(torch.rand(shape)).shape == expect
+
+
+def test_comfyui_masks_are_batches_of_grey_images():
+    masks = torch.rand(5, 16, 24)  # ComfyUI MASK [B,H,W]
+    (batch,) = iter_batches(masks, 8)
+    assert batch.shape == (5, 3, 16, 24) and torch.equal(batch[:, 0], masks) and torch.equal(batch[:, 2], masks)
+    assert one(torch.rand(1, 16, 24)).shape == (3, 16, 24)  # one grey image, whichever way it is read
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_a_shape_that_could_be_channels_or_a_mask_batch_is_refused_with_the_fix(count):
+    """[B,H,W] with B = 2..4 could be B grey masks or one [C,H,W] image: never guessed."""
+    ambiguous = torch.rand(count, 16, 24)
+    with pytest.raises(ImageInputError, match=rf"\[{count}x16x24\] could be one image with {count} channels "
+                                              rf"\[C,H,W\] or {count} grey images \[B,H,W\].*tensor\[None\]"):
+        list(iter_batches(ambiguous, 8))
+    # saying which: a batch axis for one image, a channel axis for masks, or a list of images
+    assert [tuple(b.shape) for b in iter_batches(ambiguous[None], 8)] == [(1, 3, 16, 24)]
+    assert [tuple(b.shape) for b in iter_batches(ambiguous[..., None], 8)] == [(count, 3, 16, 24)]
+    assert torch.equal(one([ambiguous]), one(ambiguous[None]))
 
 
 def test_batches_respect_size_order_and_shape_changes():
@@ -262,11 +293,29 @@ def test_critic_layouts_agree_and_inputs_untouched(critic):
     assert critic.score([]) == []
 
 
-def test_critic_tiny_and_huge_inputs(critic, tmp_path):
+def test_critic_refuses_images_too_small_to_judge(critic, tmp_path):
     dot = tmp_path / "dot.png"
     Image.new("RGB", (1, 1), (200, 30, 30)).save(dot)
-    tiny = critic.score([torch.rand(1, 1, 3), np.zeros((1, 1), np.uint8), dot])
-    assert len(tiny) == 3 and all(1 <= r.mos <= 5 for r in tiny)
+    hairline = tmp_path / "hairline.png"
+    Image.new("L", (20000, 50), 128).save(hairline)
+    assert critic.min_side == 32
+    cases = {"dot.png: 1x1 px": [str(dot)], "image 0: 1x1 px": [torch.rand(1, 1, 3)],
+             "image 1: 3x3 px": [_photo(), np.zeros((3, 3), np.uint8)],
+             "image batch: 3x3 px": torch.rand(2, 3, 3, 3), "image 0: 31x40 px": [_photo(40, 31)]}
+    for culprit, images in cases.items():
+        with pytest.raises(ImageInputError, match=f"{culprit} is too small to judge; the critic needs at least 32 px"):
+            critic.score(images)
+    # a hairline is reduced to the working size (512 px on the longer side) like any image
+    with pytest.raises(ImageInputError, match=r"hairline.png: 20000x50 px is too small to judge.*"
+                                              r"longer side 512 px, which leaves 1.3 px"):
+        critic.score([str(hairline)])
+    with pytest.raises(ImageInputError, match="image batch: 20000x50 px"):
+        critic.score(torch.full((1, 50, 20000, 1), 0.5))
+    (report,) = critic.score([_photo(32, 32)])  # the minimum itself is judged
+    assert 1 <= report.mos <= 5
+
+
+def test_critic_huge_inputs(critic, tmp_path):
     huge = torch.zeros(8192, 8192, dtype=torch.uint8)  # 2-D grey tensor, 64 MB
     huge[::64] = 255
     (report,) = critic.score(huge)

@@ -112,7 +112,7 @@ def test_descriptions_name_the_measured_problem(critic, photos):
 
 
 def test_reports_are_complete_and_in_range(critic, photos):
-    report = critic.score(photos["coffee"])[0]
+    report = critic.score([photos["coffee"]])[0]
     assert report.critic == "signal" and report.ai_generated is None
     assert 1 <= report.mos <= 5 and report.description
     assert all(1 <= report.attributes[name] <= 5 for name in ATTRIBUTES)
@@ -131,20 +131,27 @@ def test_deterministic_and_input_untouched(critic, photos):
 def test_batch_equals_one_by_one(critic, photos):
     images = [apply_damage(photos["coffee"], kind, 3) for kind in DAMAGE_KINDS[:6]]
     together = critic.score(torch.stack(images), batch_size=6)
-    alone = [critic.score(image)[0] for image in images]
+    alone = [critic.score([image])[0] for image in images]
     for a, b in zip(together, alone):
         assert a.mos == pytest.approx(b.mos, abs=1e-4)
         for name in ATTRIBUTES:
             assert a.attributes[name] == pytest.approx(b.attributes[name], abs=1e-4)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 3), (33, 17), (2000, 3000)])
-def test_any_size_gives_a_valid_report(critic, shape):
+@pytest.mark.parametrize("shape", [(32, 32), (33, 47), (2000, 3000)])
+def test_any_judgeable_size_gives_a_valid_report(critic, shape):
     generator = torch.Generator().manual_seed(1)
-    image = torch.rand(3, *shape, generator=generator)
+    image = torch.rand(1, 3, *shape, generator=generator)
     report = critic.score(image, describe=True)[0]
     assert 1 <= report.mos <= 5 and report.description
     assert all(1 <= report.attributes[name] <= 5 for name in ATTRIBUTES)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 3), (33, 17), (50, 20000)])
+def test_too_small_to_judge_is_an_error_not_a_score(critic, shape):
+    image = torch.rand(1, 3, *shape, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="too small to judge; the critic needs at least 32 px"):
+        critic.score(image)
 
 
 def test_input_types_give_the_same_numbers(critic, photos):
@@ -153,7 +160,7 @@ def test_input_types_give_the_same_numbers(critic, photos):
     reports = [
         critic.score(array)[0],
         critic.score(Image.fromarray(array))[0],
-        critic.score(as_float)[0],
+        critic.score(as_float[None])[0],  # one [C,H,W] image, said with a batch axis
         critic.score([as_float])[0],
         critic.score(torch.from_numpy(array)[None].float() / 255)[0],  # ComfyUI [B,H,W,C]
     ]
@@ -169,7 +176,7 @@ def test_registry_dtype_and_module(photos):
     assert {"luma", "gauss"} <= set(names)
     double = SignalCritic(dtype="float64", device="cpu")
     assert double.torch_module.gauss.dtype == torch.float64
-    a, b = critic.score(photos["chelsea"])[0], double.score(photos["chelsea"])[0]
+    a, b = critic.score([photos["chelsea"]])[0], double.score([photos["chelsea"]])[0]
     assert a.mos == pytest.approx(b.mos, abs=1e-3)
     assert SignalCritic(dtype=torch.float16).dtype == torch.float32  # forced, see docstring
     with pytest.raises(ValueError, match="dtype"):
@@ -254,7 +261,7 @@ def test_mostly_black_photo_still_gets_a_finite_noise_reading(critic, photos):
     image[:, : image.shape[1] * 17 // 20] = 0.01
     with torch.inference_mode():
         noise = critic.measure(image[None])["noise"]
-    report = critic.score(image)[0]
+    report = critic.score([image])[0]
     assert torch.isfinite(noise).all(), noise
     assert report.attributes["noisiness"] < 5 and report.mos > 1.05, report
 

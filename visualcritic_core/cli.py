@@ -1,7 +1,8 @@
 """`python -m visualcritic_core COMMAND …` (also installed as `visualcritic`).
 
 Each command lives in `visualcritic_core/commands/<name>.py` with `add_arguments(parser)`
-and `run(args) -> int`; it is imported only when chosen, so `--help` stays fast.
+and `run(args) -> int`; it is imported only when chosen, so `--help` stays fast. A ValueError
+escaping a command is bad input: it is printed as one `error: …` line with exit status 2.
 """
 from __future__ import annotations
 
@@ -41,4 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = importlib.import_module(f"visualcritic_core.commands.{COMMANDS[args.command][0]}")
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except ValueError as err:  # bad input the command did not name itself: one line, not a traceback
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2

@@ -20,17 +20,22 @@ import torch.nn.functional as F
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 _CHANNELS = (1, 2, 3, 4)
 _ALPHA_BACKGROUND = 0.5
+ARRAY_FLOAT_ADVICE = "divide 0..255 data by 255, or pass uint8"
+FILE_FLOAT_ADVICE = ("floating-point files such as 32-bit float TIFFs are read as 0..1: save it as 8- or 16-bit "
+                     "integers, or with its values scaled to 0..1")
 
 
 class ImageInputError(ValueError):
     """An input image that cannot be scored; the message names the image and the problem."""
 
 
-def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Tensor:
+def load_image(path: str | os.PathLike, max_side: int | None = None, min_side: int | None = None) -> torch.Tensor:
     """Read an image file as a `[3,H,W]` float tensor in 0..1.
 
     With `max_side`, large images are reduced while decoding (JPEG draft mode, PIL's
     reducing resize on uint8), so an 8192² file never becomes a float tensor of gigabytes.
+    With `min_side`, a file too small to judge at that working size raises (`check_judgeable`,
+    on the file's own size).
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -39,6 +44,8 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Te
         raise ImageInputError(f"{path}: is a folder, not an image file")
     try:
         with Image.open(path) as img:
+            # the stored size, before decoding (EXIF turns swap the sides, which is symmetric here)
+            check_judgeable(img.height, img.width, str(path), min_side, max_side)
             if max_side is not None and img.format == "JPEG":
                 img.draft("RGB", (max_side, max_side))
             img.load()
@@ -47,13 +54,15 @@ def load_image(path: str | os.PathLike, max_side: int | None = None) -> torch.Te
                 # Reduce on uint8 first (cheap, bounded memory); the critic resizes the rest.
                 img = img.reduce(max(1, max(img.size) // (2 * max_side)))
             array = pil_to_array(img)
+    except ImageInputError:
+        raise
     except FileNotFoundError:
         raise ImageInputError(f"{path}: no such file") from None
     except UnidentifiedImageError:
         raise ImageInputError(f"{path}: not an image file, or a format Pillow cannot read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageInputError(f"{path}: unreadable or corrupt image ({err})") from None
-    return _array_to_chw(array, str(path))
+    return _array_to_chw(array, str(path), float_advice=FILE_FLOAT_ADVICE)
 
 
 def pil_to_array(img: Any) -> np.ndarray:
@@ -74,7 +83,9 @@ def pil_to_array(img: Any) -> np.ndarray:
     return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
 
 
-def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None) -> torch.Tensor:
+def _to_unit_float(
+    data: torch.Tensor, name: str, first_index: int | None = None, float_advice: str = ARRAY_FLOAT_ADVICE
+) -> torch.Tensor:
     """Integer/bool/float data → float32 in 0..1, rejecting NaN/inf and 0..255 floats.
 
     With `first_index`, `data` is a `[B,…]` batch whose image 0 is image `first_index`
@@ -103,8 +114,7 @@ def _to_unit_float(data: torch.Tensor, name: str, first_index: int | None = None
         raise ImageInputError(f"{culprit(~torch.isfinite(data))}: contains NaN or infinite values")
     if high > 1.5:
         raise ImageInputError(
-            f"{culprit(data > 1.5)}: float values up to {high:.4g}, expected 0..1 "
-            "(divide 0..255 data by 255, or pass uint8)"
+            f"{culprit(data > 1.5)}: float values up to {high:.4g}, expected 0..1 ({float_advice})"
         )
     if low < 0.0 or high > 1.0:
         return data.clamp(0.0, 1.0)
@@ -127,7 +137,7 @@ def _finish_channels(chw: torch.Tensor, name: str) -> torch.Tensor:
     return rgb * alpha + _ALPHA_BACKGROUND * (1 - alpha)
 
 
-def _array_to_chw(array: np.ndarray, name: str) -> torch.Tensor:
+def _array_to_chw(array: np.ndarray, name: str, float_advice: str = ARRAY_FLOAT_ADVICE) -> torch.Tensor:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[-1] not in _CHANNELS:
@@ -139,7 +149,8 @@ def _array_to_chw(array: np.ndarray, name: str) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(array) if array.flags.writeable else np.array(array))
     else:
         raise ImageInputError(f"{name}: unsupported array dtype {array.dtype}")
-    return _finish_channels(_to_unit_float(tensor, name).permute(2, 0, 1), name).contiguous()
+    return _finish_channels(_to_unit_float(tensor, name, float_advice=float_advice).permute(2, 0, 1),
+                            name).contiguous()
 
 
 def _channels_last(first: int, last: int) -> bool | None:
@@ -152,10 +163,28 @@ def _channels_last(first: int, last: int) -> bool | None:
     return True if last in likely else False if first in likely else None
 
 
-def _tensor_layout_to_bchw(t: torch.Tensor, name: str) -> torch.Tensor:
-    """Any accepted tensor layout → `[B,C,H,W]` (C still 1..4)."""
+def _tensor_layout_to_bchw(t: torch.Tensor, name: str, alone: bool = False) -> torch.Tensor:
+    """Any accepted tensor layout → `[B,C,H,W]` (C still 1..4).
+
+    `alone`: the tensor is the whole input, where ComfyUI's conventions come first: `[B,H,W,C]`
+    (IMAGE) and `[B,H,W]` (MASK, a batch of grey images). A 3-D tensor whose first axis is 2-4
+    and whose last is not a channel count could then be `[C,H,W]` channels or a MASK batch, so
+    it is refused with how to say which. In a list, a 3-D tensor is one image.
+    """
     if t.ndim == 2:
         return t[None, None]
+    if t.ndim == 3 and alone and t.shape[-1] not in _CHANNELS:
+        if t.shape[0] == 1:  # one grey image either way
+            return t[None]
+        if t.shape[0] in _CHANNELS:
+            shape = "x".join(map(str, t.shape))
+            raise ImageInputError(
+                f"{name}: a tensor of shape [{shape}] could be one image with {t.shape[0]} channels "
+                f"[C,H,W] or {t.shape[0]} grey images [B,H,W] (a ComfyUI MASK); say which: "
+                "tensor[None] for one [1,C,H,W] image, tensor[..., None] for a [B,H,W,1] batch, "
+                "or a list of [C,H,W] images"
+            )
+        return t[:, None]  # a ComfyUI MASK: B grey images
     if t.ndim in (3, 4):
         last = _channels_last(t.shape[-3], t.shape[-1])
         if last is not None:
@@ -163,16 +192,38 @@ def _tensor_layout_to_bchw(t: torch.Tensor, name: str) -> torch.Tensor:
             return bchw if t.ndim == 4 else bchw[None]
     raise ImageInputError(
         f"{name}: cannot read a tensor of shape {tuple(t.shape)} as images; expected "
-        "[B,H,W,C] (ComfyUI IMAGE), [B,C,H,W], [H,W,C], [C,H,W] or [H,W] with 1-4 channels"
+        "[B,H,W,C] (ComfyUI IMAGE), [B,C,H,W], [B,H,W] (ComfyUI MASK), [H,W,C] or [H,W] "
+        "with 1-4 channels ([C,H,W] in a list)"
     )
 
 
-def _iter_single_images(images: Any, max_side: int | None, chunk: int) -> Iterator[torch.Tensor]:
-    """Yield `[1,3,H,W]` or `[B,3,H,W]` float tensors, one input item at a time (lazy)."""
+def check_judgeable(height: int, width: int, name: str, min_side: int | None, max_side: int | None = None) -> None:
+    """Raise `ImageInputError` when an image is too small to judge: under `min_side` px on
+    the shorter side at the critic's working size (the longer side reduced to `max_side`)."""
+    if not min_side:
+        return
+    scale = min(1.0, max_side / max(height, width)) if max_side else 1.0
+    shorter = min(height, width) * scale
+    if shorter >= min_side:
+        return
+    at_working = "" if scale == 1.0 else (
+        f" at its working size (longer side {max_side} px, which leaves {shorter:.1f} px)")
+    raise ImageInputError(
+        f"{name}: {width}x{height} px is too small to judge; the critic needs at least {min_side} px on the "
+        f"shorter side{at_working}"
+    )
+
+
+def _iter_single_images(
+    images: Any, max_side: int | None, chunk: int, min_side: int | None = None
+) -> Iterator[torch.Tensor]:
+    """Yield `[1,3,H,W]` or `[B,3,H,W]` float tensors, one input item at a time (lazy);
+    items under `min_side` (see `check_judgeable`) raise."""
     from PIL import Image
 
     if isinstance(images, torch.Tensor):
-        bchw = _tensor_layout_to_bchw(images, "image batch")
+        bchw = _tensor_layout_to_bchw(images, "image batch", alone=True)
+        check_judgeable(*bchw.shape[-2:], "image batch", min_side, max_side)
         # Convert a batch at a time: bounded extra memory, and small fresh allocations are
         # measurably cheaper than one large copy (page faults).
         for start in range(0, bchw.shape[0], chunk):
@@ -186,18 +237,24 @@ def _iter_single_images(images: Any, max_side: int | None, chunk: int) -> Iterat
     for index, item in enumerate(images):
         name = f"image {index}"
         if isinstance(item, (str, os.PathLike)):
-            yield load_image(item, max_side=max_side)[None]
+            block = load_image(item, max_side=max_side, min_side=min_side)[None]
+            yield block
+            continue
         elif isinstance(item, Image.Image):
-            yield _array_to_chw(pil_to_array(item), name)[None]
+            block = _array_to_chw(pil_to_array(item), name)[None]
         elif isinstance(item, np.ndarray):
             if item.ndim == 4:
-                yield from (_array_to_chw(a, f"{name}[{j}]")[None] for j, a in enumerate(item))
-            else:
-                yield _array_to_chw(item, name)[None]
+                for j, array in enumerate(item):
+                    check_judgeable(*array.shape[:2], f"{name}[{j}]", min_side, max_side)
+                    yield _array_to_chw(array, f"{name}[{j}]")[None]
+                continue
+            block = _array_to_chw(item, name)[None]
         elif isinstance(item, torch.Tensor):
-            yield _finish_channels(_to_unit_float(_tensor_layout_to_bchw(item.detach(), name), name), name)
+            block = _finish_channels(_to_unit_float(_tensor_layout_to_bchw(item.detach(), name), name), name)
         else:
             raise ImageInputError(f"{name}: cannot read {type(item).__name__} as an image")
+        check_judgeable(*block.shape[-2:], name, min_side, max_side)
+        yield block
 
 
 def _join(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -210,6 +267,7 @@ def iter_batches(
     batch_size: int,
     prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
     max_side: int | None = None,
+    min_side: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Stream `[B,3,H,W]` float batches (B ≤ batch_size) from any accepted input, in order.
 
@@ -217,12 +275,14 @@ def iter_batches(
     resolution); consecutive images of equal prepared size share a batch. Files are read
     one at a time, so memory stays flat in the number of images. Float tensors already in
     0..1 are not copied: batches may be the caller's memory, to be read, never written.
+    With `min_side`, an image too small to judge at the working size `max_side` raises
+    `ImageInputError` naming it (`check_judgeable`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     pending: list[torch.Tensor] = []
     pending_count = 0
-    for block in _iter_single_images(images, max_side, batch_size):
+    for block in _iter_single_images(images, max_side, batch_size, min_side):
         block = prepare(block) if prepare is not None else block
         for part in block.split(batch_size):
             if pending and part.shape[1:] != pending[0].shape[1:]:

@@ -41,6 +41,11 @@ ALIGNMENT_LOADER = "visualcritic_core.critics.alignment:load_alignment"
 PYIQA_LOADER = "visualcritic_core.critics.pyiqa_metric:load_pyiqa_critic"
 
 
+def looks_like_hub_id(spec: str) -> bool:
+    """`owner/name`, as the hub spells repository ids (not a path)."""
+    return bool(_HUB_ID.match(spec))
+
+
 def register_critic(name: str, target: str, description: str) -> None:
     """Register a critic under `name`; `target` is "module:function"."""
     if name in _REGISTRY and _REGISTRY[name].target != target:
@@ -138,7 +143,7 @@ def _resolve_loader(spec: str, options: Mapping[str, Any]) -> tuple[Callable[...
         return _REGISTRY[spec].factory(), None
     if spec.startswith("pyiqa:"):
         return _target(PYIQA_LOADER), None
-    if os.path.isdir(os.path.expanduser(spec)) or _HUB_ID.match(spec):
+    if os.path.isdir(os.path.expanduser(spec)) or looks_like_hub_id(spec):
         from .hub import read_config
 
         hub_kwargs = {k: options[k] for k in ("revision", "subfolder") if options.get(k)}

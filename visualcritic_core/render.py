@@ -58,7 +58,8 @@ def to_pil(image: Any) -> Image.Image:
     PIL image, converted exactly as the critics see it (alpha over mid-grey, 16-bit scaled)."""
     if isinstance(image, Image.Image) and image.mode == "RGB":
         return image.copy()
-    batches = iter_batches(image, batch_size=2)
+    # one image: a 3-D tensor is [C,H,W] or [H,W,C] here, never a ComfyUI MASK batch
+    batches = iter_batches([image] if isinstance(image, torch.Tensor) and image.ndim == 3 else image, batch_size=2)
     first = next(batches, None)
     if first is None or first.shape[0] != 1 or next(batches, None) is not None:
         raise ValueError("draw_scores takes exactly one image; use contact_sheet or overlay_batch for several")

@@ -223,6 +223,8 @@ LOADER = {"critic": "signal", "hub_id_or_path": "", "device": "cpu", "dtype": "a
 @pytest.mark.parametrize("graph, node_type, words", [
     (_score_graph({"class_type": "VCTestBadImage", "inputs": {"kind": "empty"}}), "VisualCriticScore", ["images", "empty batch"]),
     (_score_graph({"class_type": "VCTestBadImage", "inputs": {"kind": "nan"}}), "VisualCriticScore", ["images", "[1]", "NaN"]),
+    (_score_graph({"class_type": "EmptyImage", "inputs": {"width": 1, "height": 1, "batch_size": 2, "color": 0}}),
+     "VisualCriticScore", ["images", "1x1 px is too small to judge", "at least 32 px"]),
     (_score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
                   {**LOADER, "hub_id_or_path": "/no/such/critic_folder"}), "VisualCriticLoader", ["/no/such/critic_folder", "does not exist"]),
     ({**_score_graph({"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 2, "color": 0}}, LOADER),
@@ -230,7 +232,7 @@ LOADER = {"critic": "signal", "hub_id_or_path": "", "device": "cpu", "dtype": "a
       "5": {"class_type": "VisualCriticReport", "inputs": {"images": ["4", 0], "reports": ["3", 0]}},
       "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "bad"}}},
      "VisualCriticReport", ["reports", "2 reports", "3 images"]),
-], ids=["empty-batch", "nan-image", "missing-model-folder", "reports-count"])
+], ids=["empty-batch", "nan-image", "one-pixel-images", "missing-model-folder", "reports-count"])
 def test_bad_input_is_a_node_error_and_the_server_goes_on(comfy, graph, node_type, words):
     entry = comfy.run(graph, expect_success=False)
     assert entry["status"]["status_str"] == "error"

@@ -11,8 +11,9 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from ..critics.base import MIN_SIDE
 from ..objective import Objective
-from .score import error, iter_scored, load_critic_from_args
+from .score import Failures, error, iter_scored, load_critic_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not kinds:
         error(f"unknown damage kinds {unknown}; choose from {', '.join(DAMAGE_KINDS)}")
         return 2
-    if args.size < 16:
-        error(f"--size must be at least 16, got {args.size}")
+    if args.size < 2 * MIN_SIDE:  # the photos are up to 3:2, and their shorter side must keep MIN_SIDE
+        error(f"--size must be at least {2 * MIN_SIDE} (smaller photos are too small to judge), got {args.size}")
         return 2
     critic = load_critic_from_args(args)
     if critic is None:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"made {len(made)} images ({len(made) // (len(kinds) + 1)} photos × clean + {len(kinds)} damage kinds, "
           f"severity {args.severity}) in {out / 'images'}")
 
-    failures: list[str] = []
+    failures = Failures()
     files = [(str(m["path"]), m["path"]) for m in made]
     scored = list(iter_scored(critic, files, args.batch_size, False, failures, args.progress))
     if failures or len(scored) != len(made):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from .score import error
+from ..hub import cache_only_reason, local_folder_hint
+from .score import device_and_dtype_problem, error
 
-_DTYPES = ("auto", "float16", "bfloat16", "float32")
+PIPELINE_INDEX = "model_index.json"
+"""What makes a folder a diffusers pipeline (DiffusionPipeline.from_pretrained reads it first)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,9 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first seed; candidates use seed, seed+1, … (default: random, logged)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="candidates per pipeline call (default 4; halved on out-of-memory)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps … (default: automatic)")
-    parser.add_argument("--dtype", default="auto", choices=_DTYPES,
-                        help="pipeline precision (default: bfloat16 or float16 on a GPU, float32 on CPU)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps … (default: auto)")
+    parser.add_argument("--dtype", default="auto",
+                        help="pipeline precision: auto, float16, bfloat16 or float32 "
+                             "(default auto: bfloat16 or float16 on a GPU, float32 on CPU)")
     parser.add_argument("--offload", action="store_true",
                         help="save GPU memory: model CPU offload for the pipeline, and the critic "
                              "leaves the GPU while the pipeline runs")
@@ -68,8 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _pipeline_dtype(name: str, device: Any):
     import torch
 
-    if name != "auto":
-        return getattr(torch, name)
+    from ..devices import parse_dtype
+
+    chosen = parse_dtype(name)
+    if chosen is not None:
+        return chosen
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float16 if device.type == "mps" else torch.float32
@@ -87,6 +94,24 @@ def _check_args(args: argparse.Namespace) -> str | None:
         return "--proposer and --instruction only apply when tuning (--tune or --tune-rounds K)"
     if args.instruction and not (args.proposer == "critic" or (args.proposer or "").startswith("llm:")):
         return "--instruction needs a language-model proposer: --proposer critic or --proposer llm:ID_OR_FOLDER"
+    return device_and_dtype_problem(args) or _model_problem(args.model)
+
+
+def _model_problem(model: str) -> str | None:
+    """--model that is neither a pipeline folder nor a hub id, said before anything loads."""
+    from ..registry import looks_like_hub_id
+
+    folder = Path(os.path.expanduser(model))
+    if folder.is_dir():
+        if (folder / PIPELINE_INDEX).is_file():
+            return None
+        present = sorted(p.name for p in folder.iterdir())[:8]
+        return (f"--model {model}: not a diffusers pipeline folder (no {PIPELINE_INDEX}; "
+                f"found: {present or 'nothing'})")
+    if folder.exists():
+        return f"--model {model}: is a file; give a diffusers pipeline folder or a hub id (owner/name)"
+    if not looks_like_hub_id(model):
+        return f"--model {model}: no such folder (and not a hub id like owner/name)"
     return None
 
 
@@ -108,7 +133,17 @@ def _load_pipeline(args: argparse.Namespace, device: Any):
 
     # diffusers renamed torch_dtype to dtype (the old name warns); older releases know only torch_dtype
     key = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
-    pipe = DiffusionPipeline.from_pretrained(args.model, **{key: _pipeline_dtype(args.dtype, device)})
+    kwargs: dict[str, Any] = {key: _pipeline_dtype(args.dtype, device)}
+    why_cache_only = None if Path(os.path.expanduser(args.model)).is_dir() else cache_only_reason({})
+    if why_cache_only:  # no retries against a hub that is not there
+        kwargs["local_files_only"] = True
+    try:
+        pipe = DiffusionPipeline.from_pretrained(args.model, **kwargs)
+    except OSError as err:
+        if why_cache_only:
+            raise ValueError(f"--model {args.model}: {why_cache_only} and it is not in the local cache. "
+                             f"{local_folder_hint(args.model)}") from None
+        raise ValueError(f"--model {args.model}: cannot load the pipeline ({str(err).splitlines()[0]})") from None
     if args.offload and device.type == "cuda" and hasattr(pipe, "enable_model_cpu_offload"):
         pipe.enable_model_cpu_offload(device=device)
     else:
@@ -133,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         error(problem)
         return 2
-    from ..critics.base import resolve_device
+    from ..devices import resolve_device
     from ..generation import best_of_n, regenerate_until, tune_prompt
     from ..objective import Objective
     from ..registry import load_critic
@@ -141,15 +176,19 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         objective = Objective.parse(args.objective)
-        device = resolve_device(args.device)
+    except ValueError as err:
+        error(f"--objective: {err}")
+        return 2
+    device = resolve_device(args.device)
+    try:
         critic = load_critic(args.critic, device=device)
     except (ValueError, ImportError, OSError, RuntimeError) as err:
-        error(str(err))
+        error(f"--critic {args.critic}: {err}")
         return 2
     try:
         pipe = _load_pipeline(args, device)
-    except (OSError, ValueError, ImportError) as err:
-        error(f"cannot load pipeline {args.model!r}: {err}")
+    except (ValueError, ImportError) as err:
+        error(str(err))
         return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     pipe_kwargs = {k: v for k, v in (("num_inference_steps", args.steps), ("guidance_scale", args.guidance),

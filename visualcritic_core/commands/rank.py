@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from ..objective import Objective
-from .score import add_critic_arguments, error, gather_files, iter_scored, load_critic_from_args
+from .score import (
+    Failures, add_critic_arguments, error, gather_files, iter_scored, load_critic_from_args, report_failures,
+)
 
 _SHEET_LIMIT = 100
 
@@ -83,15 +85,16 @@ def run(args: argparse.Namespace) -> int:
     if args.tile < 16:
         error(f"--tile must be at least 16 pixels, got {args.tile}")
         return 2
-    files = gather_files(args.paths)
-    if files is None:
+    failures = Failures(json_lines=args.json)
+    files, total = gather_files(args.paths, failures)
+    if not files:
         return 2
     critic = load_critic_from_args(args)
     if critic is None:
         return 2
-    failures: list[str] = []
     scored = list(iter_scored(critic, files, args.batch_size, False, failures, args.progress, args.prompt))
     if not scored:
+        report_failures(failures, total)
         error("no image could be scored")
         return 1
     order = objective.rank([s.report for s in scored])
@@ -118,10 +121,7 @@ def run(args: argparse.Namespace) -> int:
                      args.tile)
         note = f" (best {_SHEET_LIMIT} of {len(shown)})" if len(shown) > _SHEET_LIMIT else ""
         print(f"contact sheet: {args.sheet}{note}", file=sys.stderr)
-    if failures:
-        error(f"{len(failures)} of {len(files)} images could not be scored")
-        return 1
-    return 0
+    return report_failures(failures, total)
 
 
 def _write_sheet(path: Path, items, values, tile: int) -> None:

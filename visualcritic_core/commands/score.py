@@ -1,20 +1,21 @@
 """`score`: judge image files and folders; a table, or one JSON object per image.
 
 Files are read and scored a batch at a time, so memory stays flat however many there are.
-A file that cannot be read is named on stderr and skipped; the exit status is then 1.
+A file (or a given folder) that cannot be scored is named on stderr — with --json also as a
+JSON line `{"image": ..., "error": ...}` on stdout — and skipped; the exit status is then 1.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ..images import ImageInputError, find_image_files, load_image, resize_to_fit
+from ..images import IMAGE_SUFFIXES, ImageInputError, find_image_files, load_image, resize_to_fit
 from ..report import ATTRIBUTES, SHORT_NAMES, QualityReport
-
 
 
 def add_critic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +26,8 @@ def add_critic_arguments(parser: argparse.ArgumentParser) -> None:
                              "with '+' (e.g. signal+Organika/sdxl-detector) (default: signal)")
     parser.add_argument("--prompt", default=None, metavar="TEXT",
                         help="the prompt the images were made from, for alignment critics (CLIP, PickScore)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps … (default: automatic)")
-    parser.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (default: the critic's choice)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:1, mps … (default: auto)")
+    parser.add_argument("--dtype", default=None, help="auto, float32, float16, bfloat16 (default: the critic's choice)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
                         help="images per batch (default: the critic's own)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -56,6 +57,47 @@ def error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
 
 
+class Failures:
+    """Every input that could not be scored, each named on stderr as it happens and, for
+    scripts reading --json output, also as a JSON line `{"image": ..., "error": ...}` on stdout."""
+
+    def __init__(self, json_lines: bool = False) -> None:
+        self.json_lines = json_lines
+        self.names: list[str] = []
+
+    def add(self, name: str, message: str) -> None:
+        message = _without_prefix(message, name)
+        self.names.append(name)
+        error(f"{name}: {message}")
+        if self.json_lines:
+            print(json.dumps({"image": name, "error": message}), flush=True)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _without_prefix(message: str, name: str) -> str:
+    """The message without the image's own name in front (it is given separately)."""
+    for prefix in (f"{name}: ", f"{Path(name)}: ", "image 0: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+def device_and_dtype_problem(args: argparse.Namespace) -> str | None:
+    """--device / --dtype that cannot work on this machine, as one line naming the flag."""
+    from ..devices import parse_dtype, resolve_device
+
+    for flag, check in (("--device", resolve_device), ("--dtype", parse_dtype)):
+        value = getattr(args, flag[2:], None)
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as err:
+                return f"{flag}: {err}"
+    return None
+
+
 def critic_options(args: argparse.Namespace) -> dict:
     """The extra keyword options `load_critic` gets from --quantization, --items, --critic-option."""
     options: dict = {}
@@ -82,18 +124,22 @@ def load_critic_from_args(args: argparse.Namespace):
     if args.batch_size is not None and args.batch_size < 1:
         error(f"--batch-size must be at least 1, got {args.batch_size}")
         return None
+    problem = device_and_dtype_problem(args)
+    if problem:
+        error(problem)
+        return None
     try:
         return load_critic(args.critic, device=args.device, dtype=args.dtype, **critic_options(args))
     except (ValueError, TypeError, ImportError, OSError) as err:
-        error(f"cannot load critic {args.critic!r}: {err}")
+        error(f"--critic {args.critic}: {err}")
         return None
 
 
 def iter_scored(critic, files: list[tuple[str, Path]], batch_size: int | None, describe: bool,
-                failures: list[str], progress: bool | None = None, prompt: str | None = None) -> Iterator[Scored]:
+                failures: Failures, progress: bool | None = None, prompt: str | None = None) -> Iterator[Scored]:
     """Score `files` in input order, one batch of decoded images in memory at a time.
 
-    Unreadable files are reported on stderr, appended to `failures` and skipped.
+    Files that cannot be read or judged are reported through `failures` and skipped.
     """
     size = batch_size or critic.default_batch_size
     bar = _progress_bar(len(files), progress)
@@ -103,10 +149,9 @@ def iter_scored(critic, files: list[tuple[str, Path]], batch_size: int | None, d
             loaded: list[tuple[str, Path, object]] = []
             for name, path in chunk:
                 try:
-                    image = load_image(path, max_side=critic.max_side)
+                    image = load_image(path, max_side=critic.max_side, min_side=critic.min_side)
                 except ImageInputError as err:
-                    error(str(err))
-                    failures.append(name)
+                    failures.add(name, str(err))
                     continue
                 if critic.max_side is not None:  # hold the chunk at working size, not file size
                     image = resize_to_fit(image[None], critic.max_side)[0]
@@ -126,9 +171,7 @@ def _score_loaded(critic, loaded, batch_size, describe, failures, prompt=None) -
         reports = critic.score([t for *_, t in loaded], prompts=prompt, describe=describe, batch_size=batch_size)
     except ValueError:
         if len(loaded) == 1:
-            name, _, _ = loaded[0]
-            error(f"{name}: {sys.exc_info()[1]}")
-            failures.append(name)
+            failures.add(loaded[0][0], str(sys.exc_info()[1]))
             return
         for item in loaded:  # find the culprit: score one at a time
             yield from _score_loaded(critic, [item], 1, describe, failures, prompt)
@@ -147,12 +190,23 @@ def _progress_bar(total: int, wanted: bool | None):
     return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True)
 
 
-def gather_files(paths: list[str]) -> list[tuple[str, Path]] | None:
-    files = find_image_files(paths)
-    if not files:
+def gather_files(paths: list[str], failures: Failures) -> tuple[list[tuple[str, Path]], int]:
+    """The image files the paths name (files as given, folders searched recursively and
+    sorted), and how many inputs that is in all: a folder with no image files, or one that
+    cannot be read, counts as one input that failed (reported through `failures`)."""
+    found: list[tuple[str, Path]] = []
+    bad_folders = 0
+    for given in paths:
+        inside = find_image_files([given])  # a missing or unreadable file is reported when it is read
+        if Path(given).is_dir() and not inside:
+            readable = os.access(given, os.R_OK | os.X_OK)
+            failures.add(given, f"folder holds no image files ({', '.join(IMAGE_SUFFIXES)})" if readable
+                         else "cannot read this folder (permission denied)")
+            bad_folders += 1
+        found.extend(inside)
+    if not found:
         error(f"no image files found in {', '.join(paths)}")
-        return None
-    return files
+    return found, len(found) + bad_folders
 
 
 def table_header() -> str:
@@ -172,16 +226,16 @@ def table_row(item: Scored, describe: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    files = gather_files(args.paths)
-    if files is None:
+    failures = Failures(json_lines=args.json)
+    files, total = gather_files(args.paths, failures)
+    if not files:
         return 2
     critic = load_critic_from_args(args)
     if critic is None:
         return 2
     if args.describe and "description" not in critic.capabilities:
-        error(f"critic {args.critic!r} cannot write descriptions (drop --describe or use an LMM critic)")
+        error(f"--describe: critic {args.critic!r} cannot write descriptions (drop --describe or use an LMM critic)")
         return 2
-    failures: list[str] = []
     if not args.json:
         print(table_header(), flush=True)
     for item in iter_scored(critic, files, args.batch_size, args.describe, failures, args.progress, args.prompt):
@@ -189,7 +243,12 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"image": item.name, **item.report.to_dict()}), flush=True)
         else:
             print(table_row(item, describe=args.describe), flush=True)
-    if failures:
-        error(f"{len(failures)} of {len(files)} images could not be scored")
-        return 1
-    return 0
+    return report_failures(failures, total)
+
+
+def report_failures(failures: Failures, total: int) -> int:
+    """The closing count and exit status: 0 when everything was scored, 1 otherwise."""
+    if not failures:
+        return 0
+    error(f"{len(failures)} of {total} images could not be scored")
+    return 1

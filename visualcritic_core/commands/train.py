@@ -20,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..devices import resolve_device
     from ..training.config import TrainConfig
     from ..training.data import DatasetError
     from ..training.trainer import CriticTrainer
@@ -29,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
         if args.output_dir:
             config.output_dir = args.output_dir
         if args.device:
+            try:
+                resolve_device(args.device)
+            except ValueError as err:
+                raise ValueError(f"--device: {err}") from None
             config.device = args.device
         if args.stop_after is not None and args.stop_after < 1:
             raise ValueError(f"--stop-after must be at least 1, got {args.stop_after}")

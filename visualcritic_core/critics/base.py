@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 
+from ..devices import parse_dtype, resolve_device
 from ..images import iter_batches
 from ..report import ATTRIBUTES, QualityReport
 
@@ -27,30 +28,19 @@ ProgressCallback = Callable[[int], None]
 ALL_ITEMS: tuple[str, ...] = ("mos", *ATTRIBUTES, "ai_generated", "alignment", "description")
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None or "auto" → CUDA when present, else Apple MPS, else CPU. Never hard-coded."""
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+MIN_SIDE = 32
+"""Fewer pixels than this across hold too few 8x8 blocks and edges for noise, blur or
+contrast to mean anything (the signal critic's own measurement floor)."""
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """None or "auto" → bf16 on CUDA where supported (else fp16), fp16 on MPS, fp32 on CPU."""
-    if dtype is None or dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(names)} or 'auto'")
-    return names[dtype]
+    chosen = parse_dtype(dtype)
+    if chosen is not None:
+        return chosen
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -66,6 +56,9 @@ class _Weighted:
     default_batch_size: ClassVar[int] = 16
     max_side: int | None = None
     """Longest side the critic works at; files are reduced while decoding to about this."""
+    min_side: int = MIN_SIDE
+    """Shortest side, at the working size, an image must keep to be judged at all: smaller
+    ones (1x1, a 20000x50 hairline) raise `ImageInputError` instead of getting a confident score."""
     uses_prompts: ClassVar[bool] = False
     """True for critics whose `_score_batch` takes the batch's prompts (alignment)."""
 
@@ -145,7 +138,8 @@ class Critic(_Weighted, ABC):
         self._resume()
         reports: list[QualityReport] = []
         size = batch_size or self.default_batch_size
-        for batch in iter_batches(images, size, prepare=self.prepare, max_side=self.max_side):
+        for batch in iter_batches(images, size, prepare=self.prepare, max_side=self.max_side,
+                                  min_side=self.min_side):
             batch_prompts = None
             if isinstance(prompt_list, str):
                 batch_prompts = [prompt_list] * batch.shape[0]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import gc
 import importlib.util
 import inspect
-import json
 import logging
 import math
 import os
@@ -41,6 +40,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from ..devices import parse_dtype
+from ..hub import CriticLoadError, read_config
 from ..images import iter_batches, resize_to_fit
 from ..report import ATTRIBUTES, QualityReport
 from .base import Critic, is_out_of_memory, resolve_device
@@ -98,10 +99,6 @@ UNPARSED_MARK = "[answer not parsed; MOS from the answer-token readout] "
 
 NUMERIC_BRANCHES: tuple[int, ...] = (1, 2, 3, 4)
 """First digits whose tenths are read ("5." can only be 5.0 on a 1–5 scale)."""
-
-
-class CriticLoadError(ValueError):
-    """A checkpoint could not be loaded as a critic; the message names it and why."""
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -189,38 +186,9 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def _read_family(spec: str, hub_kwargs: dict[str, str]) -> str:
-    """The checkpoint's `model_type`, with errors that say what is wrong with it."""
-    if os.path.isdir(spec):
-        folder = Path(spec, hub_kwargs.get("subfolder", ""))
-        config_path = folder / "config.json"
-        if not config_path.is_file():
-            present = sorted(p.name for p in folder.iterdir())[:8] if folder.is_dir() else []
-            raise CriticLoadError(
-                f"critic folder {str(folder)!r} is not a transformers checkpoint: it has no config.json "
-                f"(found: {present or 'nothing'})"
-            )
-        try:
-            config = json.loads(config_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CriticLoadError(f"critic folder {str(folder)!r}: config.json is not valid JSON ({err})") from None
-    else:
-        from transformers import AutoConfig
-
-        try:
-            config = AutoConfig.from_pretrained(spec, **hub_kwargs).to_dict()
-        except (OSError, ValueError) as err:
-            from huggingface_hub import constants
-
-            offline = constants.HF_HUB_OFFLINE
-            why = "the hub is switched off (HF_HUB_OFFLINE) and it is not in the local cache" if offline else (
-                "it is not in the local cache and the hub could not be reached, or no such repository exists"
-            )
-            raise CriticLoadError(
-                f"critic {spec!r} could not be loaded: {why}. Download it first (e.g. `hf download {spec}`) "
-                f"or give a local checkpoint folder. ({_first_line(err)})"
-            ) from None
-    model_type = config.get("model_type") if isinstance(config, dict) else None
+def _read_family(spec: str, hub_kwargs: dict[str, Any]) -> str:
+    """The checkpoint's `model_type` (`hub.read_config`: a folder, or the hub failing fast)."""
+    model_type = read_config(spec, hub_kwargs).get("model_type")
     if model_type not in FAMILY_CLASSES:
         raise CriticLoadError(
             f"critic {spec!r} is a {model_type or 'checkpoint without model_type'!r} model; "
@@ -231,17 +199,12 @@ def _read_family(spec: str, hub_kwargs: dict[str, str]) -> str:
 
 def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """auto: bf16 on CUDA where supported (else fp16), fp16 on MPS, fp32 on CPU."""
-    if dtype is None or dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-             "half": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-    if dtype not in names:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(names)} or 'auto'")
-    return names[dtype]
+    chosen = parse_dtype(dtype)
+    if chosen is not None:
+        return chosen
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float16 if device.type == "mps" else torch.float32
 
 
 def _quantization_config(quantization: str | None, device: torch.device, dtype: torch.dtype) -> Any:
