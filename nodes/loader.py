@@ -7,6 +7,7 @@ from collections import OrderedDict
 
 import torch
 
+from visualcritic_core.devices import available_devices
 from visualcritic_core.registry import available_critics, load_critic
 
 from .common import CATEGORY, CRITIC_TYPE, CriticHandle
@@ -47,12 +48,8 @@ def find_checkpoints() -> dict[str, str]:
 
 
 def device_choices() -> list[str]:
-    choices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        choices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        choices.append("mps")
-    return choices
+    """The device widget's choices: what this machine has (`devices.available_devices`)."""
+    return available_devices()
 
 
 def _auto_dtype(device: torch.device) -> str | None:
