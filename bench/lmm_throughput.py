@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from visualcritic_core import load_critic  # noqa: E402
 from visualcritic_core.critics.base import resolve_device  # noqa: E402
-from visualcritic_core.critics.lmm import LMMCritic, _resolve_dtype, render_prompt  # noqa: E402
+from visualcritic_core.critics.base import resolve_dtype  # noqa: E402
+from visualcritic_core.critics.lmm import LMMCritic, render_prompt  # noqa: E402
 from visualcritic_core.critics.profiles import CriticProfile, family_default, known_profile  # noqa: E402
 from visualcritic_core.tiny_models import (  # noqa: E402
     FAMILIES, build_tiny_checkpoint, make_processor, make_tokenizer, model_class, onevision_pinpoints,
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    dtype = _resolve_dtype(args.dtype, device)
+    dtype = resolve_dtype(args.dtype, device)
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as tmp:

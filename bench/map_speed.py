@@ -60,7 +60,7 @@ def main() -> None:
     critic = SignalCritic(device="cpu")
     image = make_image(args.size)
 
-    qmap = quality_map(critic, image, cell=args.cell, stride=stride)[0]  # warm-up, and the reference
+    qmap = quality_map(critic, image[None], cell=args.cell, stride=stride)[0]  # warm-up, and the reference
     baseline_grid = cells_one_by_one(critic, image, args.cell, stride)
     same = torch.allclose(qmap.impairments["noise"], (baseline_grid - 0.5).clamp_min(0), atol=1e-4)
 
@@ -70,7 +70,7 @@ def main() -> None:
         for t in threads:
             torch.set_num_threads(t)
             start = time.perf_counter()
-            quality_map(critic, image, cell=args.cell, stride=stride)[0].defect_mask()
+            quality_map(critic, image[None], cell=args.cell, stride=stride)[0].defect_mask()
             best_map[t] = min(best_map[t], time.perf_counter() - start)
             start = time.perf_counter()
             cells_one_by_one(critic, image, args.cell, stride)

@@ -28,7 +28,7 @@ def main() -> None:
     image = photo.clone()
     image[:, 40:190, 50:220] = apply_damage(photo, "gaussian_blur", 3)[:, 40:190, 50:220]
     image[:, 230:330, 300:460] = apply_damage(photo, "gaussian_noise", 3, seed=1)[:, 230:330, 300:460]
-    qmap = quality_map(load_critic("signal"), image)[0]
+    qmap = quality_map(load_critic("signal"), [image])[0]
     heatmap = render_heatmap(image, qmap)
     mask = Image.fromarray(qmap.defect_mask(dilate=8).numpy().astype(np.uint8) * 255).convert("RGB")
     damaged = Image.fromarray((image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))

@@ -4,7 +4,7 @@ import dataclasses
 import io
 import json
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa

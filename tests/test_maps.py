@@ -72,7 +72,7 @@ BAR_CASES = [
 @pytest.mark.parametrize("kind, name", BAR_CASES)
 def test_damage_in_one_region_is_found_there_only(signal, photos, kind, name):
     image, truth = damage_region(photos[name], kind)
-    mask = quality_map(signal, image)[0].defect_mask()
+    mask = quality_map(signal, [image])[0].defect_mask()
     assert mask.shape == truth.shape and mask.dtype == torch.bool
     iou = (mask & truth).sum().item() / (mask | truth).sum().item()
     outside = (mask & ~truth).sum().item() / (~truth).sum().item()
@@ -82,13 +82,13 @@ def test_damage_in_one_region_is_found_there_only(signal, photos, kind, name):
 
 @pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right"])
 def test_a_clean_photo_is_hardly_flagged(signal, photos, name):
-    flagged = quality_map(signal, photos[name])[0].defect_mask(DEFAULT_THRESHOLD).float().mean().item()
+    flagged = quality_map(signal, [photos[name]])[0].defect_mask(DEFAULT_THRESHOLD).float().mean().item()
     assert flagged < 0.02, f"{name}: {100 * flagged:.1f}% flagged"
 
 
 def test_the_worst_impairment_is_named_where_the_damage_is(signal, photos):
     image, truth = damage_region(photos["motorcycle_left"], "gaussian_noise")
-    qmap = quality_map(signal, image)[0]
+    qmap = quality_map(signal, [image])[0]
     rows, cols = qmap.grid_shape
     inside = [qmap.worst[i][j] for i in range(rows) for j in range(cols)
               if truth[qmap.row_starts[i] + 32, qmap.col_starts[j] + 32] and qmap.severity[i, j] >= 1]
@@ -111,14 +111,14 @@ def test_flat_cells_are_unknown_for_blur_and_never_flagged(signal):
     backdrop heavily blurred still reads nothing; noise added to one half is found."""
     y = torch.linspace(0.3, 0.7, 256)[:, None].expand(256, 384)
     backdrop = y.expand(3, -1, -1) + 0.004 * torch.randn(3, 256, 384, generator=torch.Generator().manual_seed(0))
-    qmap = quality_map(signal, backdrop.clamp(0, 1))[0]
+    qmap = quality_map(signal, [backdrop.clamp(0, 1)])[0]
     assert qmap.flat.all() and torch.isnan(qmap.impairments["blur"]).all()
     assert not qmap.defect_mask().any()
     blurred = apply_damage(backdrop.clamp(0, 1), "gaussian_blur", 5)
-    assert not quality_map(signal, blurred)[0].defect_mask().any()
+    assert not quality_map(signal, [blurred])[0].defect_mask().any()
     noisy = backdrop.clone()
     noisy[:, :, 192:] = apply_damage(backdrop, "gaussian_noise", 3)[:, :, 192:]
-    mask = quality_map(signal, noisy.clamp(0, 1))[0].defect_mask()
+    mask = quality_map(signal, [noisy.clamp(0, 1)])[0].defect_mask()
     assert mask[:, 224:].float().mean() > 0.9 and mask[:, :160].float().mean() < 0.02
 
 
@@ -141,7 +141,7 @@ def test_any_critic_scores_the_cells_as_a_batch():
     checks = ((torch.arange(384)[:, None] // 8 + torch.arange(512) // 8) % 2).float()
     photo = (0.6 + 0.3 * (checks - 0.5)).expand(3, -1, -1).clone()
     photo[:, 100:300, 150:400] *= 0.3
-    qmap = quality_map(critic, photo, batch_size=4096)[0]
+    qmap = quality_map(critic, [photo], batch_size=4096)[0]
     assert critic.batches == [qmap.mos.numel()]
     assert list(qmap.impairments) == ["quality"]
     truth = torch.zeros(photo.shape[-2:], dtype=torch.bool)
@@ -155,7 +155,7 @@ def test_mask_is_at_the_image_size_smooth_and_grows_with_dilate(signal, photos):
     # 667x1000, damaged at its own size as a user's file is; judged at 512 px, where blur
     # shrinks by half: hence the stronger blur
     big, truth = damage_region(sample_photos(1000)["coffee"], "gaussian_blur", severity=5)
-    qmap = quality_map(signal, big)[0]
+    qmap = quality_map(signal, [big])[0]
     assert qmap.work_size == (342, 512) and qmap.image_size == (667, 1000)
     strength = qmap.defect_map()
     assert strength.shape == (667, 1000)
@@ -168,7 +168,7 @@ def test_mask_is_at_the_image_size_smooth_and_grows_with_dilate(signal, photos):
 
 def test_maps_serialise_and_draw(signal, photos):
     image, _ = damage_region(photos["chelsea"], "gaussian_noise")
-    qmap = quality_map(signal, image)[0]
+    qmap = quality_map(signal, [image])[0]
     data = json.loads(json.dumps(qmap.to_dict()))
     assert len(data["mos"]) == qmap.grid_shape[0] and "noise" in data["impairments"]
     assert all(v is None or 1 <= v <= 5 for row in data["mos"] for v in row)
@@ -180,14 +180,14 @@ def test_maps_serialise_and_draw(signal, photos):
 
 def test_bad_input_is_named(signal):
     assert quality_map(signal, []) == []
-    tiny = quality_map(signal, torch.rand(3, 1, 1))[0]
+    tiny = quality_map(signal, [torch.rand(3, 1, 1)])[0]
     assert tiny.defect_mask().shape == (1, 1)
     with pytest.raises(ImageInputError, match="NaN"):
-        quality_map(signal, torch.full((3, 64, 64), math.nan))
+        quality_map(signal, [torch.full((3, 64, 64), math.nan)])
     for bad in (dict(cell=8), dict(cell=64, stride=0), dict(cell=64, stride=65), dict(cell=True)):
         with pytest.raises(ValueError, match="cell|stride"):
-            quality_map(signal, torch.rand(3, 64, 64), **bad)
-    qmap = quality_map(signal, torch.rand(3, 64, 64))[0]
+            quality_map(signal, [torch.rand(3, 64, 64)], **bad)
+    qmap = quality_map(signal, [torch.rand(3, 64, 64)])[0]
     for threshold in (0, -1, math.nan, "1"):
         with pytest.raises(ValueError, match="threshold"):
             qmap.defect_mask(threshold)
@@ -196,7 +196,7 @@ def test_bad_input_is_named(signal):
     with pytest.raises(ValueError, match="not in this map"):
         qmap.defect_map("dull")
     with pytest.raises(TypeError, match="Critic"):
-        quality_map("signal", torch.rand(3, 64, 64))
+        quality_map("signal", [torch.rand(3, 64, 64)])
 
 
 def _save(path, image: torch.Tensor):
@@ -218,6 +218,9 @@ def test_cli_writes_heatmap_and_mask_and_reports_bad_files(photos, tmp_path, cap
     captured = capsys.readouterr()
     assert code == 1 and "broken.png" in captured.err
     lines = [json.loads(line) for line in captured.out.splitlines()]
+    failed = [line for line in lines if "error" in line]  # scripts reading --json see the bad file too
+    assert [Path(line["image"]).name for line in failed] == ["broken.png"]
+    lines = [line for line in lines if "error" not in line]
     assert [Path(line["image"]).name for line in lines] == ["damaged.png", "clean.png"]
     assert lines[0]["flagged"] > 0.05 and lines[1]["flagged"] < 0.02
     with Image.open(out / "damaged.mask.png") as mask:

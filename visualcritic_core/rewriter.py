@@ -218,8 +218,7 @@ class TransformersChatModel:
 def load_chat_model(spec: str, device: Any = None, dtype: Any = None) -> TransformersChatModel:
     """A chat LLM from a hub id or a local folder, loaded as users load one
     (`from_pretrained`). Device and dtype as for critics (automatic by default)."""
-    from .critics.base import resolve_device
-    from .critics.lmm import _resolve_dtype
+    from .critics.base import resolve_device, resolve_dtype
 
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"a language model spec must be a hub id or folder, got {spec!r}")
@@ -231,7 +230,7 @@ def load_chat_model(spec: str, device: Any = None, dtype: Any = None) -> Transfo
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec)
-        model = AutoModelForCausalLM.from_pretrained(spec, dtype=_resolve_dtype(dtype, device))
+        model = AutoModelForCausalLM.from_pretrained(spec, dtype=resolve_dtype(dtype, device))
     except (OSError, ValueError, KeyError) as err:
         hint = "" if os.path.isdir(spec) else " Download it first (e.g. `hf download ID`) or give a local folder."
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]

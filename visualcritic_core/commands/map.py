@@ -12,9 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..images import ImageInputError, load_image
+from ..images import load_image
 from ..maps import DEFAULT_CELL, DEFAULT_THRESHOLD, quality_map, render_heatmap
-from .score import add_critic_arguments, error, gather_files, load_critic_from_args
+from .score import Failures, add_critic_arguments, error, gather_files, load_critic_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.threshold > 0:
         error(f"--threshold must be positive, got {args.threshold}")
         return 2
-    files = gather_files(args.paths)
-    if files is None:
+    failures = Failures(json_lines=args.json)
+    files, total = gather_files(args.paths, failures)
+    if not files:
         return 2
     critic = load_critic_from_args(args)
     if critic is None:
@@ -54,19 +55,13 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    failures = 0
     for (name, path), stem in zip(files, _unique_stems(files)):
         try:
-            image = load_image(path)
-            qmap = quality_map(critic, image, cell=args.cell, batch_size=args.batch_size)[0]
+            image = load_image(path, min_side=getattr(critic, "min_side", 1))
+            qmap = quality_map(critic, [image], cell=args.cell, batch_size=args.batch_size)[0]
             mask = qmap.defect_mask(args.threshold, dilate=args.dilate)
-        except ImageInputError as err:  # names the file itself
-            error(str(err))
-            failures += 1
-            continue
-        except ValueError as err:
-            error(f"{name}: {err}")
-            failures += 1
+        except ValueError as err:  # ImageInputError names the file itself; Failures drops the repeat
+            failures.add(name, str(err))
             continue
         render_heatmap(image, qmap, args.threshold).save(out / f"{stem}.heatmap.png")
         Image.fromarray(mask.numpy().astype("uint8") * 255, "L").save(out / f"{stem}.mask.png")
@@ -77,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{100 * flagged:5.1f}% flagged  {name}", flush=True)
     if failures:
-        error(f"{failures} of {len(files)} images could not be mapped")
+        error(f"{len(failures)} of {total} images could not be mapped")
         return 1
     return 0

@@ -40,11 +40,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
-from ..devices import parse_dtype
 from ..hub import CriticLoadError, read_config
 from ..images import iter_batches, resize_to_fit
 from ..report import ATTRIBUTES, QualityReport
-from .base import Critic, is_out_of_memory, resolve_device
+from .base import Critic, is_out_of_memory, resolve_device, resolve_dtype
 from .profiles import PROFILE_FILENAME, PROTOCOLS, SCORED_ITEMS, CriticProfile, family_default, known_profile
 
 logger = logging.getLogger(__name__)
@@ -142,7 +141,7 @@ def load_lmm_critic(
     hub_kwargs = {key: value for key, value in (("revision", revision), ("subfolder", subfolder)) if value}
     family = _read_family(spec, hub_kwargs)
     device = resolve_device(device)
-    torch_dtype = _resolve_dtype(dtype, device)
+    torch_dtype = resolve_dtype(dtype, device)
     quant_config = _quantization_config(quantization, device, torch_dtype)
     processor = _load_processor(spec, hub_kwargs)
     chosen = _resolve_profile(spec, family, profile, hub_kwargs)
@@ -195,16 +194,6 @@ def _read_family(spec: str, hub_kwargs: dict[str, Any]) -> str:
             f"supported vision-language families: {', '.join(FAMILY_CLASSES)}"
         )
     return model_type
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """auto: bf16 on CUDA where supported (else fp16), fp16 on MPS, fp32 on CPU."""
-    chosen = parse_dtype(dtype)
-    if chosen is not None:
-        return chosen
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float16 if device.type == "mps" else torch.float32
 
 
 def _quantization_config(quantization: str | None, device: torch.device, dtype: torch.dtype) -> Any:

@@ -40,7 +40,9 @@ rounded down to that and the candidates are scaled back to the image's own size.
 
 
 def _one_image(image: Any) -> torch.Tensor:
-    batches = iter_batches(image, batch_size=2)
+    """The one image to repair; a lone 3-D tensor is that image ([C,H,W] or [H,W,C]), never a
+    batch of grey masks."""
+    batches = iter_batches([image] if isinstance(image, torch.Tensor) and image.ndim == 3 else image, batch_size=2)
     first = next(batches, None)
     if first is None or first.shape[0] != 1 or next(batches, None) is not None:
         raise ValueError("repair_regions takes exactly one image (a file, PIL image, array or [3,H,W] tensor)")
@@ -185,8 +187,8 @@ def repair_regions(
         raise ValueError(f"image of {w}x{h} px is too small to inpaint (at least {SIZE_MULTIPLE} px a side)")
     if dilate is None:
         dilate = max(1, max(h, w) // 32)
-    before = critic.score(original, prompts=prompt)[0]  # first: brings a released critic back to its device
-    qmap = quality_map(critic, original, cell=cell)[0]
+    before = critic.score([original], prompts=prompt)[0]  # first: brings a released critic back to its device
+    qmap = quality_map(critic, [original], cell=cell)[0]
     mask = qmap.defect_mask(threshold, dilate=dilate)
     alpha = _soft_alpha(qmap.defect_mask(threshold), dilate)
     result = RepairResult(original=original, before=before, objective=objective, qmap=qmap, mask=mask, alpha=alpha,
