@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from ..images import resize_to_fit
 from ..report import QualityReport
 from .base import ALL_ITEMS, Critic, resolve_device
+from .signal_pooling import load_pooling
 
 # Working resolution: files are decoded to about this and batches reduced to it, so any
 # size costs about the same. Too small for blur/noise measurement below MIN_SIDE.
@@ -509,8 +510,7 @@ class SignalCritic(Critic):
         m = self.measure(batch)
         attributes = self.attributes(m)
         impairments = self.impairments(m)
-        pooled = torch.sqrt(sum(d ** 2 for d in impairments.values()))
-        mos = (1 + 4 * torch.exp(-pooled / 2)).clamp(1, 5)
+        mos = load_pooling().mos(impairments)
         mos_list = mos.double().cpu().tolist()
         attribute_lists = {k: v.clamp(1, 5).double().cpu().tolist() for k, v in attributes.items()}
         impairment_lists = {k: v.double().cpu().tolist() for k, v in impairments.items()}
