@@ -6,9 +6,11 @@ contrast and colourfulness — as physical quantities, all images of a batch at 
 plain torch ops (CUDA when present). Each attribute is a fixed monotone map of one
 measurement to 1..5 ("how much of it"). MOS comes from impairments: each measurement
 outside a comfortable range becomes an impairment in units of "clearly visible"
-(1 ≈ a moderate, obvious defect); the impairments are pooled with a Minkowski (p=2) sum
-and MOS = 1 + 4·exp(-D/2). More of brightness, contrast or colour is only good up to a
-band; beyond it (blown highlights, harsh contrast, garish colour) it is an impairment too.
+(1 ≈ a moderate, obvious defect); they are pooled by a weighted Minkowski sum D and
+MOS = 1 + 4·exp(-D/s), with weights, exponent and scale fitted to full-reference pseudo-MOS
+(`signal_pooling.py`, `signal_pooling.json`). More of brightness, contrast or colour is only
+good up to a band; beyond it (blown highlights, harsh contrast, garish colour) it is an
+impairment too.
 
 Noise and detail are measured separately so that noise is never taken for detail:
 noise is the robust level of a second-derivative residual in the flattest blocks
