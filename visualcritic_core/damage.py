@@ -65,7 +65,7 @@ _LEVELS: dict[str, tuple[float, ...]] = {
     "brighten": (0.03, 0.08, 0.16, 0.28, 0.45),          # fraction of pixels blown
     "contrast_loss": (0.72, 0.56, 0.42, 0.3, 0.2),       # contrast kept
     "contrast_boost": (1.5, 1.9, 2.4, 3.0, 3.8),         # contrast gain, then clipped
-    "desaturate": (0.65, 0.45, 0.28, 0.14, 0.0),         # saturation kept
+    "desaturate": (0.65, 0.45, 0.28, 0.14, 0.07),        # saturation kept (0 is black-and-white)
     "oversaturate": (1.6, 2.1, 2.7, 3.4, 4.3),           # chroma gain, then clipped
     "oversharpen": (1.5, 3.0, 5.0, 8.0, 12.0),           # unsharp-mask amount
     "texture_smooth": (0.0006, 0.0012, 0.0025, 0.005, 0.01),  # guided-filter eps (variance smoothed)

@@ -60,6 +60,10 @@ BLOCK = 8            # blocks for the noise estimate
 NOISE_QUANTILE = 0.2  # flattest fraction of blocks whose residual is read as noise
 GRID_PERIODS = tuple(range(2, 17))  # block/pixel grid periods looked for, px
 NOISE_MARGIN = 2.0  # noise energy removed from fine gradients, ×: err towards "not sharp"
+# Photos are rendered a little warm: the package photos' cast estimates centre on this
+# warmth (spread ±0.05), so a cool cast is judged from there, not from grey.
+WARM_NEUTRAL = 0.04
+CHROMA_SEGMENT = 32  # row segments, px, for the chroma noise estimate
 CPU_CHUNK_PIXELS = 1 << 19  # pixels measured together on the CPU (two 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
 
@@ -199,6 +203,7 @@ class SignalCritic(Critic):
         self._filters = SignalFilters().to(device=resolve_device(device), dtype=self.dtype)
         self._taps = self._filters.gauss.flatten().tolist()
         self._noise_gain, self._noise_energy = self._calibrate_noise()
+        self._chroma_gain = self._calibrate_chroma_noise()
         self._ratio_table = self._calibrate_edges()
 
     @staticmethod
@@ -237,6 +242,15 @@ class SignalCritic(Critic):
             float(fine[..., 4:-4, 4:-4].square().mean()) * _ENERGY_SCALE[0],
             float(coarse[..., 4:-4, 4:-4].square().mean()) * _ENERGY_SCALE[0],
         )
+
+    def _calibrate_chroma_noise(self) -> float:
+        """For white chroma noise (zero luma) of unit RMS per channel: the chosen low
+        quantile of segment residual energy (it reads low, by this factor)."""
+        generator = torch.Generator().manual_seed(0)
+        noise = torch.randn(1, 3, 128, 512, generator=generator).to(self._filters.luma)
+        chroma = noise - _luma(noise, self._filters.luma)
+        chroma = chroma / chroma.square().mean().sqrt()
+        return float(self._chroma_energy(chroma, self._filters.luma).kthvalue(self._chroma_rank(chroma)).values)
 
     def _calibrate_edges(self) -> torch.Tensor:
         """Fine/coarse gradient-energy ratio of ideal edges blurred by each width in
@@ -323,12 +337,14 @@ class SignalCritic(Critic):
         frac = ((lo - ratio) / (lo - hi).clamp_min(1e-12)).clamp(0, 1)
         return widths[idx - 1] + frac * (widths[idx] - widths[idx - 1])
 
-    def _noise(self, padded: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
-        """Noise std from the residual of the flattest unclipped blocks, `[B]`."""
+    def _noise(self, padded: torch.Tensor, half: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise std from the residual of the flattest unclipped blocks `[B]`, with the
+        block residual energies `[B,N]` and block mean levels `[B,rows,cols]` it read
+        (the texture measurement reuses them)."""
         energy = self._block_noise_energy(padded)
         rows, cols = energy.shape[-2:]
-        level = F.avg_pool2d(half[..., : rows * BLOCK // 2, : cols * BLOCK // 2], BLOCK // 2)
-        energy, level = energy.flatten(1), level.flatten(1)
+        levels = F.avg_pool2d(half[..., : rows * BLOCK // 2, : cols * BLOCK // 2], BLOCK // 2)[:, 0]
+        energy, level = energy.flatten(1), levels.flatten(1)
         clipped = (level < 0.04) | (level > 0.96)
         clipped &= ~clipped.all(1, keepdim=True)
         # the k-th flattest block, k a fixed share of all blocks, but never a clipped
@@ -336,7 +352,90 @@ class SignalCritic(Critic):
         k = max(1, int(NOISE_QUANTILE * energy.shape[1]))
         low = energy.masked_fill(clipped, math.inf).kthvalue(k, dim=1).values
         low = torch.where(low.isinf(), energy.masked_fill(clipped, -math.inf).amax(1), low)
-        return torch.sqrt(low / self._noise_gain)
+        return torch.sqrt(low / self._noise_gain), energy, levels
+
+    @staticmethod
+    def _texture(energy: torch.Tensor, levels: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+        """How much fine detail the regions that should carry texture keep, relative to
+        the edges, `[B]` (about 0.15..0.3 for photos, near 0 once texture is smoothed away).
+
+        Per 8×8 block: its fine-scale (second-derivative) residual std, and its activity
+        at the 8-px scale, the second difference of block means across it (a smooth
+        gradient, as in a sky, has none). The
+        median residual of the active blocks (real structure nearby: not sky or backdrop,
+        whose block means hardly change) is divided by the 95th percentile of all blocks'
+        (the edges). Blur lowers both, so it leaves the ratio alone; edge-preserving
+        smoothing empties the active blocks while the edges stay. Noise only raises the
+        ratio: noise never reads as texture lost, and a noisy image is judged as noisy.
+        With no active blocks (a flat image) there is nothing to lose: 1."""
+        detail = energy.sqrt()
+        padded = F.pad(levels[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+        centre = padded[:, 1:-1, 1:-1]
+        activity = (
+            (padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:] - 2 * centre).abs()
+            + (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] - 2 * centre).abs()
+        ).flatten(1) / 2
+        level = levels.flatten(1)
+        active = (activity > 0.05 * contrast[:, None]) & (level > 0.04) & (level < 0.96)
+        edges = detail.kthvalue(max(1, int(0.95 * detail.shape[1])), dim=1).values
+        textured = detail.masked_fill(~active, math.nan).nanmedian(1).values
+        ratio = textured / edges.clamp_min(1e-6)
+        return torch.where(active.any(1) & (edges > 1e-4), ratio, torch.ones_like(ratio))
+
+    @staticmethod
+    def _chroma_energy(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Mean squared second difference along rows of the chroma (each channel minus
+        luma) per CHROMA_SEGMENT-px row segment `[B,N]`, / 6: white chroma noise of RMS s
+        per channel gives s², luma alone (grain, texture, edges) gives 0."""
+        b, _, h, w = rows.shape
+        d = rows[..., 2:] + rows[..., :-2] - 2 * rows[..., 1:-1]
+        residual = (d - (d * weights).sum(1, keepdim=True)).square_().mean(1)  # [B,h,w-2]
+        n = max(1, (w - 2) // CHROMA_SEGMENT)
+        length = min(CHROMA_SEGMENT, w - 2)
+        return residual[..., : n * length].reshape(b, h * n, length).mean(-1) / 6
+
+    @staticmethod
+    def _chroma_rank(rows: torch.Tensor) -> int:
+        """Rank of the segment read as the chroma noise level: NOISE_QUANTILE of all."""
+        n = max(1, (rows.shape[-1] - 2) // CHROMA_SEGMENT) * rows.shape[-2]
+        return max(1, int(NOISE_QUANTILE * n))
+
+    def _chroma_noise(self, rows: torch.Tensor) -> torch.Tensor:
+        """Colour speckle, `[B]`: the RMS per channel of fine-scale chroma in the flattest
+        (in chroma) row segments, read like the luma noise. JPEG's 4:2:0 chroma and
+        natural colour are smooth at this scale; sensor colour noise and chroma speckle
+        from a wrong decoder are not."""
+        energy = self._chroma_energy(rows, self._filters.luma)
+        return torch.sqrt(energy.kthvalue(self._chroma_rank(rows), dim=1).values / self._chroma_gain)
+
+    @staticmethod
+    def _cast(sample: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Colour cast `[B]` ×2: warmth (red up and blue down: orange; negative: blue) and
+        tint (red and blue up against green: magenta; negative: green), in log-chroma.
+
+        A white-balance error or a wrong VAE multiplies the channels, which in log-chroma
+        (log R/G, log B/G) moves every pixel by the same amount, whatever its brightness.
+        Scene colour must not read as a cast, so two classic colour-constancy estimates,
+        each fooled by different scenes, are averaged: white patch (the mean log-chroma of
+        the brightest 5% of unclipped pixels: highlights and whites are neutral in most
+        photos) and grey edge (van de Weijer et al. 2007: the mean colour of edges is
+        neutral; log of each channel's mean absolute step over green's). A cast moves
+        both by the same amount; scene colour rarely moves both the same way. Warmth is
+        counted from WARM_NEUTRAL, where well-balanced photos sit."""
+        logs = torch.log(sample + 0.03)  # the offset keeps dark, noisy pixels near neutral
+        u = (logs[:, 0] - logs[:, 1]).flatten(1)
+        v = (logs[:, 2] - logs[:, 1]).flatten(1)
+        luma = _luma(sample.contiguous(), weights).flatten(1)
+        usable = (luma > 0.1) & (sample.amax(1).flatten(1) < 0.98)
+        brightest, index = luma.masked_fill(~usable, -1.0).topk(max(1, luma.shape[1] // 20), dim=1)
+        keep = (brightest >= 0).to(u.dtype)
+        count = keep.sum(1).clamp_min(1)
+        u_white = (u.gather(1, index) * keep).sum(1) / count
+        v_white = (v.gather(1, index) * keep).sum(1) / count
+        steps = (sample[..., 1:] - sample[..., :-1]).abs().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
+        u_edge, v_edge = torch.log(steps[:, 0] / steps[:, 1]), torch.log(steps[:, 2] / steps[:, 1])
+        u_cast, v_cast = (u_white + u_edge) / 2, (v_white + v_edge) / 2
+        return (u_cast - v_cast) / 2 - WARM_NEUTRAL, (u_cast + v_cast) / 2
 
     @staticmethod
     def _impulses(luma: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
@@ -440,6 +539,11 @@ class SignalCritic(Critic):
             torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
+        # monochrome (toned or not): chroma hardly varies anywhere
+        spread = torch.addcmul((rg - rg_mean).square_(), yb - yb_mean, yb - yb_mean).sqrt_()
+        chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values
+        warmth, tint = self._cast(coarse, f.luma)
+        chroma_noise = self._chroma_noise(rows)
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
 
@@ -450,15 +554,16 @@ class SignalCritic(Critic):
         grid, period = self._grid(
             steps.mean(dim=(1, 2)), (luma[..., 1:, :] - luma[..., :-1, :]).abs_().mean(dim=(1, 3))
         )
-        noise = self._noise(padded, half)
+        noise, block_energy, block_levels = self._noise(padded, half)
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
         ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var), noise_var)
         widths = self._edge_width(ratios)
         mean = flat.mean(1)
+        contrast = torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2))
         return {
             "brightness": mean,
-            "contrast": torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2)),
+            "contrast": contrast,
             "colorfulness": colorfulness,
             "blown": _fraction(channel_min > 0.98),
             "crushed": _fraction(channel_max < 0.02),
@@ -472,14 +577,23 @@ class SignalCritic(Critic):
             "grid": grid,
             "grid_period": period.to(self.dtype),
             "banding": banding,
+            "texture": self._texture(block_energy, block_levels, contrast),
+            "cast": torch.hypot(warmth, tint),
+            "cast_warmth": warmth,
+            "cast_tint": tint,
+            "chroma_noise": chroma_noise,
+            "chroma_spread": chroma_spread,
         }
 
     # -- judgement ----------------------------------------------------------------------
     def attributes(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Fixed monotone maps of single measurements to 1..5 ("how much of it")."""
+        """Fixed monotone maps of single measurements to 1..5 ("how much of it").
+        Sharpness counts pixelation as lost detail: p×p blocks have crisp block edges but
+        no detail finer than p px, like an edge blurred by about 0.4·p."""
         noise = torch.sqrt(m["noise"] ** 2 + m["impulse_noise"] ** 2)
         has_edges = (m["edge_strength"] / 0.008).clamp(0, 1)  # flat images: unknown → 3
-        sharp = 1 + 4 * torch.exp(-F.relu(m["edge_width"] - 0.5) / 1.5)
+        width = torch.sqrt(m["edge_width"] ** 2 + (0.4 * _pixel_size(m)) ** 2)
+        sharp = 1 + 4 * torch.exp(-F.relu(width - 0.5) / 1.5)
         return {
             "brightness": 1 + 4 * torch.sigmoid((m["brightness"] - 0.45) / 0.12),
             "colorfulness": 1 + 4 * torch.tanh(m["colorfulness"] / 75),
@@ -489,7 +603,9 @@ class SignalCritic(Critic):
         }
 
     def impairments(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each defect in units of "clearly visible" (about 1 = moderate, obvious)."""
+        """Each defect in units of "clearly visible" (about 1 = moderate, obvious).
+        A monochrome image (no chroma variation anywhere: black-and-white, toned or not)
+        is a choice, not a dull colour photo: it keeps a fifth of the dull impairment."""
         has_edges = (m["edge_strength"] / 0.008).clamp(0, 1)
         sharpest = float(self._ratio_table[0])
         return {
@@ -502,10 +618,16 @@ class SignalCritic(Critic):
             "bright": _soft(m["brightness"] - 0.62, 0.03) / 0.12 + _soft(m["blown"] - 0.02, 0.01) / 0.08,
             "flat": _soft(0.15 - m["contrast"], 0.02) / 0.07,
             "harsh": _soft(m["contrast"] - 0.3, 0.02) / 0.07,
-            "dull": _soft(35 - m["colorfulness"], 6) / 22,
+            "dull": (1 - 0.8 * _monochrome(m)) * _soft(35 - m["colorfulness"], 6) / 22,
             "garish": _soft(m["colorfulness"] - 90, 8) / 35 + _soft(m["gamut_clipped"] - 0.05, 0.02) / 0.3,
             # beyond the sharpest optical edge by a margin: fine texture alone stays below it
             "oversharpened": has_edges * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
+            # photos keep 0.15..0.3 of their edges' fine detail in textured regions
+            "texture_loss": has_edges * _soft(0.12 - m["texture"], 0.02) / 0.06,
+            # package photos read up to 0.055; R×1.3, B×0.7 in linear light moves it by 0.135
+            "colour_cast": _soft(m["cast"] - 0.07, 0.01) / 0.06,
+            # beyond the chroma that comes with luma noise (sensor noise carries some)
+            "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
 
     def _score_batch(self, batch: torch.Tensor, describe: bool) -> list[QualityReport]:
@@ -516,7 +638,9 @@ class SignalCritic(Critic):
         mos_list = mos.double().cpu().tolist()
         attribute_lists = {k: v.clamp(1, 5).double().cpu().tolist() for k, v in attributes.items()}
         impairment_lists = {k: v.double().cpu().tolist() for k, v in impairments.items()}
-        extra = {k: m[k].double().cpu().tolist() for k in ("edge_anisotropy", "grid_period")}
+        m["monochrome"] = _monochrome(m)
+        extra = {k: m[k].double().cpu().tolist()
+                 for k in ("edge_anisotropy", "grid_period", "cast_warmth", "cast_tint", "monochrome")}
         reports = []
         for i, value in enumerate(mos_list):
             attrs = {k: v[i] for k, v in attribute_lists.items()}
@@ -524,22 +648,41 @@ class SignalCritic(Critic):
             reports.append(QualityReport(
                 mos=value,
                 attributes=attrs,
-                description=_describe(defects, attrs, extra["edge_anisotropy"][i], extra["grid_period"][i]),
+                description=_describe(defects, attrs, {k: v[i] for k, v in extra.items()}),
                 critic=self.spec,
             ))
         return reports
 
 
+def _pixel_size(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Side of the pixel blocks seen, px `[B]`: the grid period, weighted by how close
+    the grid strength comes to that of perfect p×p pixelation (p); 0 without a grid."""
+    period = m["grid_period"]
+    return ((m["grid"] - 1.2) / (period - 1.2)).clamp(0, 1) * period
+
+
+def _monochrome(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """1 where chroma hardly varies anywhere (99th percentile of its spread below 0.005),
+    0 from 0.015 on: a colour photo desaturated to 7% of its colour still spreads 0.014..0.05."""
+    return ((0.015 - m["chroma_spread"]) / 0.01).clamp(0, 1)
+
+
+def _cast_direction(warmth: float, tint: float) -> str:
+    if abs(warmth) >= abs(tint):
+        return "orange" if warmth > 0 else "blue"
+    return "magenta" if tint > 0 else "green"
+
+
 _NOTICEABLE = 0.35  # impairment at which a defect is worth naming
 
 
-def _describe(defects: dict[str, float], attrs: dict[str, float], anisotropy: float, period: float) -> str:
+def _describe(defects: dict[str, float], attrs: dict[str, float], extra: dict[str, float]) -> str:
     """One sentence from the measurements: what is good, then the worst defects."""
     words = {
-        "blur": "smeared by motion blur" if anisotropy > 1.6 else "blurry",
+        "blur": "smeared by motion blur" if extra["edge_anisotropy"] > 1.6 else "blurry",
         "noise": "noisy in flat areas",
         "specks": "speckled with impulse noise",
-        "grid": "blocky from heavy compression" if round(period) in (8, 16) else "pixelated",
+        "grid": "blocky from heavy compression" if round(extra["grid_period"]) in (8, 16) else "pixelated",
         "banding": "posterised (visible banding)",
         "dark": "too dark (crushed shadows)",
         "bright": "overexposed (blown highlights)",
@@ -548,16 +691,23 @@ def _describe(defects: dict[str, float], attrs: dict[str, float], anisotropy: fl
         "dull": "dull in colour",
         "garish": "garishly oversaturated",
         "oversharpened": "over-sharpened (halos along edges)",
+        "texture_loss": "waxy, texture smoothed away",
+        "colour_cast": f"colour cast towards {_cast_direction(extra['cast_warmth'], extra['cast_tint'])}",
+        "chroma_noise": "speckled with colour noise",
     }
-    problems = sorted((d for d in defects if defects[d] >= _NOTICEABLE), key=defects.get, reverse=True)
+    monochrome = extra["monochrome"] > 0.5  # a choice, not a dull colour photo
+    problems = sorted((d for d in defects if defects[d] >= _NOTICEABLE and not (monochrome and d == "dull")),
+                      key=defects.get, reverse=True)
     goods = []
     if max(defects["blur"], defects["oversharpened"]) < _NOTICEABLE and attrs["sharpness"] >= 3:
         goods.append("sharp")
     if max(defects["dark"], defects["bright"]) < _NOTICEABLE:
         goods.append("well exposed")
-    if max(defects["noise"], defects["specks"]) < _NOTICEABLE:
+    if max(defects["noise"], defects["specks"], defects["chroma_noise"]) < _NOTICEABLE:
         goods.append("clean")
-    if max(defects["dull"], defects["garish"]) < _NOTICEABLE:
+    if monochrome and defects["colour_cast"] < _NOTICEABLE:
+        goods.append("black and white")
+    elif max(defects["dull"], defects["garish"], defects["colour_cast"]) < _NOTICEABLE:
         goods.append("naturally coloured")
     if not problems:
         return f"{_join(goods).capitalize()}, with no visible damage."
