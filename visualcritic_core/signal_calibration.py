@@ -27,6 +27,7 @@ four. The `t_m` are fitted with the pooling and stored with it (`signal_pooling.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -110,16 +111,43 @@ def dead_leaves_images(count: int, size: int, seed: int) -> dict[str, torch.Tens
     return {f"dead_leaves_{i}": image for i, image in enumerate(images)}
 
 
-def contents(photos: Iterable[str], size: int, leaves: int = 0, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Named clean content: colour photos (`damage.sample_photos` names) and grey photos
-    (`grey_photos` names), longer side `size`, plus `leaves` dead-leaves scenes."""
+def grace_hopper(size: int | None = None) -> torch.Tensor:
+    """matplotlib's bundled colour portrait (Grace Hopper, US Navy photo, public domain) as
+    `[3,H,W]`: a face, for texture smoothing and casts on skin (`pip install matplotlib`)."""
+    try:
+        from matplotlib import cbook
+    except ImportError as err:
+        raise ImportError("the grace_hopper photo ships with matplotlib: pip install matplotlib") from err
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as image:
+        array = np.asarray(image.convert("RGB"))
+    return _fit(torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0, size)
+
+
+def contents(
+    photos: Iterable[str], size: int, leaves: int = 0, crops: int = 0, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Named clean content at longer side `size`: colour photos (`damage.sample_photos`
+    names, or "grace_hopper"), grey photos (`grey_photos` names), `crops` random
+    `size`² crops of each colour photo at a random scale (the training demo's
+    `random_crops`, named "photo@k"), and `leaves` dead-leaves scenes."""
+    from .training.demo import random_crops
+
     wanted = list(photos)
-    colour = sample_photos(size)
-    grey = grey_photos(size) if any(name not in colour for name in wanted) else {}
+    colour = sample_photos()
+    if "grace_hopper" in wanted:
+        colour["grace_hopper"] = grace_hopper()
+    grey = grey_photos() if any(name not in colour for name in wanted) else {}
     unknown = [name for name in wanted if name not in colour and name not in grey]
     if unknown:
         raise ValueError(f"unknown photos {unknown}; known: {sorted(colour)} and {sorted(grey_photos())}")
-    chosen = {name: colour.get(name, grey.get(name)) for name in wanted}
+    chosen = {name: _fit(colour.get(name, grey.get(name)), size) for name in wanted}
+    generator = torch.Generator().manual_seed(seed)
+    for name in wanted:
+        if name in colour and crops:
+            for k, crop in enumerate(random_crops(colour[name], crops, size, generator)):
+                chosen[f"{name}@{k}"] = crop
     if leaves:
         chosen.update(dead_leaves_images(leaves, size, seed))
     return chosen
@@ -168,7 +196,8 @@ def calibration_set(
     FR distances against the clean content (NaN without `with_fr`: the severity figures
     need none) and the signal critic's impairments. `fr_cache` (key -> the four distances,
     filled as it goes) spares recomputing distances when only the critic has changed: the
-    damage is deterministic, so a key names the content, its size, the damage and the seed."""
+    damage is deterministic, so a key names the content (and a digest of its pixels), the
+    damage and the seed."""
     parts = []
     for index, (name, clean) in enumerate(images.items()):
         labels, damaged = [("clean", 0)], [clean]
@@ -181,11 +210,12 @@ def calibration_set(
                 labels.append((f"{first}+{second}", s))
                 damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seed + 97 * index + k))
         batch = torch.stack(damaged)
-        keys = [f"{name}/{tuple(clean.shape[-2:])}/{d}/{s}/{seed}" for d, s in labels]
+        digest = hashlib.sha1((clean * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+        keys = [f"{name}/{digest}/{d}/{s}/{seed}" for d, s in labels]
         distances = np.full((len(labels), len(FR_METRICS)), np.nan)
         cache = fr_cache if fr_cache is not None else {}
         todo = [i for i, key in enumerate(keys) if key not in cache] if with_fr else []
-        for chunk in torch.tensor(todo, dtype=torch.long).split(16):
+        for chunk in torch.tensor(todo, dtype=torch.long).split(16) if todo else ():
             found = fr_distances(clean.expand(len(chunk), -1, -1, -1), batch[chunk])
             for row, i in enumerate(chunk.tolist()):
                 cache[keys[i]] = [float(found[m][row]) for m in FR_METRICS]
