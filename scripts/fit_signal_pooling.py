@@ -5,8 +5,9 @@
 
 What it does, in order:
 1. Content: scikit-image's colour photos except the held-out ones (`--held-out`, never
-   damaged or measured here), its grey photos, and `--leaves` procedural dead-leaves scenes,
-   at each `--size` (longer side, px).
+   damaged or measured here) and matplotlib's Grace Hopper portrait, each whole and as
+   `--crops` random crops at random scales; scikit-image's grey photos; and `--leaves`
+   procedural dead-leaves scenes; at each `--size` (longer side, px).
 2. Damage: every kind of `visualcritic_core.damage` at severities 1..5, and the pairs in
    `signal_calibration.MIXES` at equal severity, plus the clean image.
 3. Labels: the pseudo-MOS of `signal_calibration` (HaarPSI, MDSI, VSI, GMSD via piq, each
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs="+", default=[256], help="content sizes (longer side), px")
     parser.add_argument("--held-out", nargs="+", default=list(HELD_OUT), help="colour photos kept out of the fit")
     parser.add_argument("--leaves", type=int, default=4, help="dead-leaves scenes per size")
+    parser.add_argument("--crops", type=int, default=3, help="random crops of each colour photo per size")
     parser.add_argument("--prior", type=float, default=0.05, help="pull of each weight towards 1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--version", default=datetime.date.today().isoformat(), help="version written to the file")
@@ -85,13 +87,13 @@ def main() -> None:
     unknown = [name for name in args.held_out if name not in known]
     if unknown:
         raise SystemExit(f"unknown held-out photos {unknown}; colour photos are {sorted(known)}")
-    photos = [name for name in known if name not in args.held_out] + list(grey_photos(16))
+    photos = [name for name in known if name not in args.held_out] + ["grace_hopper"] + list(grey_photos(16))
     cache = json.loads(args.fr_cache.read_text()) if args.fr_cache and args.fr_cache.exists() else {}
     critic = SignalCritic(device="cpu")
     started = time.perf_counter()
     parts = []
     for size in args.size:
-        images = contents(photos, size, leaves=args.leaves, seed=args.seed + size)
+        images = contents(photos, size, leaves=args.leaves, crops=args.crops, seed=args.seed + size)
         parts.append(calibration_set(
             images, critic, seed=args.seed, fr_cache=cache,
             progress=lambda i, n: print(f"  {size}px: {i}/{n} contents", file=sys.stderr, flush=True),
