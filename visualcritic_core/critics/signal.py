@@ -420,8 +420,10 @@ class SignalCritic(Critic):
         the brightest 5% of unclipped pixels: highlights and whites are neutral in most
         photos) and grey edge (van de Weijer et al. 2007: the mean colour of edges is
         neutral; log of each channel's mean absolute step over green's). A cast moves
-        both by the same amount; scene colour rarely moves both the same way. Warmth is
-        counted from WARM_NEUTRAL, where well-balanced photos sit."""
+        both by the same amount; scene colour rarely moves both the same way, so only what
+        they share counts: the shorter of their projections on their mean direction (a
+        blue sky is blue by white patch but not by grey edge: no cast). Warmth is counted
+        from WARM_NEUTRAL, where well-balanced photos sit."""
         logs = torch.log(sample + 0.03)  # the offset keeps dark, noisy pixels near neutral
         u = (logs[:, 0] - logs[:, 1]).flatten(1)
         v = (logs[:, 2] - logs[:, 1]).flatten(1)
@@ -434,8 +436,12 @@ class SignalCritic(Critic):
         v_white = (v.gather(1, index) * keep).sum(1) / count
         steps = (sample[..., 1:] - sample[..., :-1]).abs().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
         u_edge, v_edge = torch.log(steps[:, 0] / steps[:, 1]), torch.log(steps[:, 2] / steps[:, 1])
-        u_cast, v_cast = (u_white + u_edge) / 2, (v_white + v_edge) / 2
-        return (u_cast - v_cast) / 2 - WARM_NEUTRAL, (u_cast + v_cast) / 2
+        white = torch.stack([(u_white - v_white) / 2 - WARM_NEUTRAL, (u_white + v_white) / 2], 1)
+        edge = torch.stack([(u_edge - v_edge) / 2 - WARM_NEUTRAL, (u_edge + v_edge) / 2], 1)
+        # what both estimates share: the shorter of their projections on their mean direction
+        direction = F.normalize(white + edge, dim=1)
+        shared = torch.minimum((white * direction).sum(1), (edge * direction).sum(1)).clamp_min(0)
+        return (shared[:, None] * direction).unbind(1)
 
     @staticmethod
     def _impulses(luma: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
@@ -555,6 +561,9 @@ class SignalCritic(Critic):
             steps.mean(dim=(1, 2)), (luma[..., 1:, :] - luma[..., :-1, :]).abs_().mean(dim=(1, 3))
         )
         noise, block_energy, block_levels = self._noise(padded, half)
+        # the same estimate at half resolution, in full-resolution units: grain that JPEG
+        # has stripped of its finest scale still shows here (so does some texture)
+        coarse_noise = 2 * self._noise(_shifted_pad(half, 1), _half(half))[0]
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
         ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var), noise_var)
@@ -569,6 +578,7 @@ class SignalCritic(Critic):
             "crushed": _fraction(channel_max < 0.02),
             "gamut_clipped": _fraction(gamut_clipped),
             "noise": noise,
+            "coarse_noise": coarse_noise,
             "impulse_noise": impulse_noise,
             "edge_width": widths.amax(1),
             "edge_anisotropy": widths.amax(1) / widths.amin(1).clamp_min(0.5),
@@ -621,14 +631,25 @@ class SignalCritic(Critic):
             "dull": (1 - 0.8 * _monochrome(m)) * _soft(35 - m["colorfulness"], 6) / 22,
             "garish": _soft(m["colorfulness"] - 90, 8) / 35 + _soft(m["gamut_clipped"] - 0.05, 0.02) / 0.3,
             # beyond the sharpest optical edge by a margin: fine texture alone stays below it
-            "oversharpened": has_edges * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
+            "oversharpened": self._halo_edges(m) * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
             # photos keep 0.15..0.3 of their edges' fine detail in textured regions
             "texture_loss": has_edges * _soft(0.12 - m["texture"], 0.02) / 0.06,
             # package photos read up to 0.055; R×1.3, B×0.7 in linear light moves it by 0.135
-            "colour_cast": _soft(m["cast"] - 0.07, 0.01) / 0.06,
+            "colour_cast": _soft(m["cast"] - 0.05, 0.01) / 0.05,
             # beyond the chroma that comes with luma noise (sensor noise carries some)
             "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
+
+    def _halo_edges(self, m: dict[str, torch.Tensor]) -> torch.Tensor:
+        """How far edges can show halos `[B]`, 0..1: edges must be strong (0.02 RMS) and
+        stand well clear of what grain makes of the coarse gradients. JPEG strips grain of
+        its finest scale in the flattest blocks, so the noise estimate reads low and the
+        grain left elsewhere looked like edge detail beyond any optical edge: grainy JPEG
+        skies were called over-sharpened (issue 11). The grain's coarse-gradient RMS is
+        estimated from the half-resolution noise reading, which JPEG leaves standing."""
+        grain = math.sqrt(self._noise_energy[1]) * m["coarse_noise"]
+        stands_out = ((m["edge_strength"] / grain.clamp_min(1e-6) - 5) / 5).clamp(0, 1)
+        return (m["edge_strength"] / 0.02).clamp(0, 1) * stands_out
 
     def _score_batch(self, batch: torch.Tensor, describe: bool) -> list[QualityReport]:
         m = self.measure(batch)
@@ -640,7 +661,7 @@ class SignalCritic(Critic):
         impairment_lists = {k: v.double().cpu().tolist() for k, v in impairments.items()}
         m["monochrome"] = _monochrome(m)
         extra = {k: m[k].double().cpu().tolist()
-                 for k in ("edge_anisotropy", "grid_period", "cast_warmth", "cast_tint", "monochrome")}
+                 for k in ("edge_anisotropy", "edge_strength", "grid_period", "cast_warmth", "cast_tint", "monochrome")}
         reports = []
         for i, value in enumerate(mos_list):
             attrs = {k: v[i] for k, v in attribute_lists.items()}
@@ -699,7 +720,8 @@ def _describe(defects: dict[str, float], attrs: dict[str, float], extra: dict[st
     problems = sorted((d for d in defects if defects[d] >= _NOTICEABLE and not (monochrome and d == "dull")),
                       key=defects.get, reverse=True)
     goods = []
-    if max(defects["blur"], defects["oversharpened"]) < _NOTICEABLE and attrs["sharpness"] >= 3:
+    edges = extra["edge_strength"] >= 0.008  # only an image with edges can be called sharp
+    if max(defects["blur"], defects["oversharpened"]) < _NOTICEABLE and attrs["sharpness"] >= 3 and edges:
         goods.append("sharp")
     if max(defects["dark"], defects["bright"]) < _NOTICEABLE:
         goods.append("well exposed")
