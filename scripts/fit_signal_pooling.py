@@ -12,12 +12,18 @@ What it does, in order:
    `signal_calibration.MIXES` at equal severity, plus the clean image.
 3. Labels: the pseudo-MOS of `signal_calibration` (HaarPSI, MDSI, VSI, GMSD via piq, each
    mapped to 1..5 by 1 + 4·exp(−d/t), t = its median distance on this set / ln 2, averaged).
-4. Fit: non-negative weight per impairment and Minkowski exponent p in [1, 4] of
-   D = (Σ (w·d)^p)^(1/p), MOS = 1 + 4·exp(−D/s), by bounded least squares (scipy's
-   trust-region reflective) of MOS against pseudo-MOS over all images, with a weak pull of
-   each weight towards 1 (`--prior`: only impairments the set never provokes stay near 1).
-   The scale s stays at 2: multiplying every weight by c is the same as dividing s by c, so
-   a free s would only make the fit ambiguous.
+4. Fit: a weight per impairment, at least `--min-weight`, and the Minkowski exponent p in
+   [1, 4] of D = (Σ (w·d)^p)^(1/p), MOS = 1 + 4·exp(−D/s), by bounded least squares
+   (scipy's trust-region reflective) of
+   - MOS against pseudo-MOS over all images,
+   - `--rank` × max(0, MOS(severity k+1) − MOS(severity k) + 0.02) for every step of every
+     damage series (clean → 1 → … → 5): MOS must fall with each step, as viewers' does,
+   - and `--prior` × (w − 1): a weak pull towards the hand-set weight, so impairments the
+     set never provokes stay near it.
+   The floor on weights keeps every impairment in play: the FR metrics barely see colour
+   casts (a cast at severity 5 still gets pseudo-MOS ≈ 3.8), and without it the fit
+   switches the colour-cast impairment off. The scale s stays at 2: multiplying every
+   weight by c is the same as dividing s by c, so a free s would make the fit ambiguous.
 5. Writes the parameters, what they were fitted on, the held-out photos and the fit's
    figures (`--out`, by default the shipped visualcritic_core/critics/signal_pooling.json).
 `--fr-cache FILE` keeps FR distances between runs (they depend on the damage only), so a
@@ -49,9 +55,30 @@ HELD_OUT = ("astronaut", "chelsea", "coffee")
 SCALE = 2.0
 
 
-def fit(data: CalibrationSet, labels: np.ndarray, prior: float) -> tuple[SignalPooling, object]:
+MARGIN = 0.02  # MOS drop asked of every severity step by the ranking term
+
+
+def severity_steps(data: CalibrationSet) -> np.ndarray:
+    """`[M,2]` row pairs (worse, better): each step of each (content, damage) series,
+    the clean image first."""
+    content, damage = np.array(data.content), np.array(data.damage)
+    steps = []
+    for name in dict.fromkeys(data.content):
+        mine = np.flatnonzero(content == name)
+        clean = mine[damage[mine] == "clean"][0]
+        for kind in dict.fromkeys(damage[mine]):
+            if kind != "clean":
+                rows = mine[damage[mine] == kind]
+                series = [clean, *rows[np.argsort(data.severity[rows])]]
+                steps.extend(zip(series[1:], series[:-1]))
+    return np.array(steps)
+
+
+def fit(data: CalibrationSet, labels: np.ndarray, prior: float, rank: float, min_weight: float
+        ) -> tuple[SignalPooling, object]:
     names = sorted(data.impairments)
     d = np.stack([data.impairments[n] for n in names], 1).clip(min=0)  # [N,K]
+    steps = severity_steps(data)
 
     def predict(theta: np.ndarray) -> np.ndarray:
         w, p = theta[:-1], theta[-1]
@@ -59,10 +86,12 @@ def fit(data: CalibrationSet, labels: np.ndarray, prior: float) -> tuple[SignalP
         return 1 + 4 * np.exp(-pooled / SCALE)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        return np.concatenate([predict(theta) - labels, prior * (theta[:-1] - 1)])
+        mos = predict(theta)
+        rises = np.maximum(0, mos[steps[:, 0]] - mos[steps[:, 1]] + MARGIN)
+        return np.concatenate([mos - labels, rank * rises, prior * (theta[:-1] - 1)])
 
-    start = np.concatenate([np.ones(len(names)), [2.0]])
-    lower = np.concatenate([np.zeros(len(names)), [1.0]])
+    start = np.concatenate([np.full(len(names), max(1.0, min_weight)), [2.0]])
+    lower = np.concatenate([np.full(len(names), min_weight), [1.0]])
     upper = np.concatenate([np.full(len(names), np.inf), [4.0]])
     result = least_squares(residuals, start, bounds=(lower, upper), method="trf", x_scale="jac")
     weights = {n: round(float(w), 4) for n, w in zip(names, result.x[:-1])}
@@ -76,6 +105,8 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, default=4, help="dead-leaves scenes per size")
     parser.add_argument("--crops", type=int, default=3, help="random crops of each colour photo per size")
     parser.add_argument("--prior", type=float, default=0.05, help="pull of each weight towards 1")
+    parser.add_argument("--rank", type=float, default=10.0, help="weight of the MOS-falls-with-severity term")
+    parser.add_argument("--min-weight", type=float, default=0.25, help="floor of every impairment's weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--version", default=datetime.date.today().isoformat(), help="version written to the file")
     parser.add_argument("--fr-cache", type=Path, default=None, help="JSON file of cached FR distances")
@@ -106,7 +137,7 @@ def main() -> None:
     damaged = data.severity > 0
     scales = metric_scales(data.distances, damaged)
     labels = pseudo_mos(data.distances, scales)
-    model, result = fit(data, labels, args.prior)
+    model, result = fit(data, labels, args.prior, args.rank, args.min_weight)
     mos = model.mos(data.impairment_tensors()).numpy()
     before = SignalPooling(version="hand-set", weights={}, exponent=2.0, scale=2.0).mos(data.impairment_tensors()).numpy()
 
@@ -124,7 +155,9 @@ def main() -> None:
     model = SignalPooling(
         version=args.version, weights=model.weights, exponent=model.exponent, scale=SCALE,
         fit={
-            "script": "scripts/fit_signal_pooling.py " + " ".join(sys.argv[1:]),
+            "script": (f"scripts/fit_signal_pooling.py --size {' '.join(map(str, args.size))} --held-out "
+                       f"{' '.join(args.held_out)} --leaves {args.leaves} --crops {args.crops} --prior {args.prior} "
+                       f"--rank {args.rank} --min-weight {args.min_weight} --seed {args.seed}"),
             "commit": _commit(),
             "fitted_on": {"contents": contents_used, "sizes": args.size, "kinds": list(DAMAGE_KINDS),
                           "mixes": ["+".join(pair) for pair in MIXES], "severities": list(SEVERITIES),
@@ -133,7 +166,8 @@ def main() -> None:
             "pseudo_mos": {"metrics": list(FR_METRICS), "map": "1 + 4*exp(-d/t), mean over metrics",
                            "t": {m: round(t, 6) for m, t in scales.items()}},
             "scale_fixed": f"s = {SCALE}: weights carry the overall scale",
-            "prior": args.prior,
+            "objective": {"prior": args.prior, "rank": args.rank, "rank_margin": MARGIN,
+                          "min_weight": args.min_weight, "exponent_bounds": [1.0, 4.0]},
             "figures_train": {"fitted": figures(mos), "hand_set_before": figures(before)},
         },
     )
