@@ -25,7 +25,8 @@ What it does, in order:
    switches the colour-cast impairment off. The scale s stays at 2: multiplying every
    weight by c is the same as dividing s by c, so a free s would make the fit ambiguous.
 5. Writes the parameters, what they were fitted on, the held-out photos and the fit's
-   figures (`--out`, by default the shipped visualcritic_core/critics/signal_pooling.json).
+   figures, on the training set and on the held-out photos (damaged and measured only for
+   those figures), to `--out` (by default the shipped critics/signal_pooling.json).
 `--fr-cache FILE` keeps FR distances between runs (they depend on the damage only), so a
 refit after a change of the critic's measurements costs only the measuring.
 """
@@ -130,6 +131,8 @@ def main() -> None:
             progress=lambda i, n: print(f"  {size}px: {i}/{n} contents", file=sys.stderr, flush=True),
         ))
     data = CalibrationSet.concat(parts)
+    # the held-out photos, at the first size, only to report figures on (never fitted on)
+    check = calibration_set(contents(args.held_out, args.size[0]), critic, seed=args.seed, fr_cache=cache)
     if args.fr_cache:
         args.fr_cache.write_text(json.dumps(cache))
     measured = time.perf_counter() - started
@@ -138,10 +141,10 @@ def main() -> None:
     scales = metric_scales(data.distances, damaged)
     labels = pseudo_mos(data.distances, scales)
     model, result = fit(data, labels, args.prior, args.rank, args.min_weight)
-    mos = model.mos(data.impairment_tensors()).numpy()
-    before = SignalPooling(version="hand-set", weights={}, exponent=2.0, scale=2.0).mos(data.impairment_tensors()).numpy()
+    hand_set = SignalPooling(version="hand-set", weights={}, exponent=2.0, scale=2.0)
 
-    def figures(values: np.ndarray) -> dict:
+    def figures(pooling: SignalPooling, data: CalibrationSet) -> dict:
+        values, labels = pooling.mos(data.impairment_tensors()).numpy(), pseudo_mos(data.distances, scales)
         rhos = severity_rhos(data, values)
         agreement = fr_agreement(data, values, labels, single_only=False)
         return {
@@ -168,7 +171,11 @@ def main() -> None:
             "scale_fixed": f"s = {SCALE}: weights carry the overall scale",
             "objective": {"prior": args.prior, "rank": args.rank, "rank_margin": MARGIN,
                           "min_weight": args.min_weight, "exponent_bounds": [1.0, 4.0]},
-            "figures_train": {"fitted": figures(mos), "hand_set_before": figures(before)},
+            "figures": {
+                "training set": {"fitted": figures(model, data), "hand-set before": figures(hand_set, data)},
+                f"held-out photos at {args.size[0]} px, with mixes": {
+                    "fitted": figures(model, check), "hand-set before": figures(hand_set, check)},
+            },
         },
     )
     args.out.write_text(json.dumps(model.to_dict(), indent=2) + "\n")
@@ -177,8 +184,9 @@ def main() -> None:
     print(f"exponent p = {model.exponent}, scale s = {SCALE}")
     for name, weight in sorted(model.weights.items(), key=lambda kv: -kv[1]):
         print(f"  w[{name}] = {weight}")
-    for name, values in model.fit["figures_train"].items():
-        print(f"training set, {name}: {values}")
+    for where, pair in model.fit["figures"].items():
+        for name, values in pair.items():
+            print(f"{where}, {name}: {values}")
     print(f"wrote {args.out}")
 
 
