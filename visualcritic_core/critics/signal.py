@@ -242,12 +242,13 @@ class SignalCritic(Critic):
 
     def _calibrate_chroma_noise(self) -> float:
         """For white chroma noise (zero luma) of unit RMS per channel: the chosen low
-        quantile of segment residual energy (it reads low, by this factor)."""
+        quantile of segment residual energy (what such noise reads, as a factor)."""
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(1, 3, 128, 512, generator=generator).to(self._filters.luma)
         chroma = noise - _luma(noise, self._filters.luma)
         chroma = chroma / chroma.square().mean().sqrt()
-        return float(self._chroma_energy(chroma, self._filters.luma).kthvalue(self._chroma_rank(chroma)).values)
+        energy = self._chroma_energy(chroma)
+        return float(energy.kthvalue(max(1, int(NOISE_QUANTILE * energy.shape[1]))).values)
 
     def _calibrate_edges(self) -> torch.Tensor:
         """Fine/coarse gradient-energy ratio of ideal edges blurred by each width in
@@ -356,12 +357,11 @@ class SignalCritic(Critic):
         """How much fine detail the regions that should carry texture keep, relative to
         the edges, `[B]` (about 0.15..0.3 for photos, near 0 once texture is smoothed away).
 
-        Per 8×8 block: its fine-scale (second-derivative) residual std, and its activity
-        at the 8-px scale, the second difference of block means across it (a smooth
-        gradient, as in a sky, has none). The
-        median residual of the active blocks (real structure nearby: not sky or backdrop,
-        whose block means hardly change) is divided by the 95th percentile of all blocks'
-        (the edges). Blur lowers both, so it leaves the ratio alone; edge-preserving
+        Per 8×8 block: its fine-scale (second-derivative) residual std `energy` `[B,N]`,
+        and its activity at the 8-px scale, the second difference across it of the block
+        means `levels` `[B,rows,cols]` (a smooth gradient, as in a sky, has none). The
+        median residual of the active blocks (real structure nearby: not sky or backdrop)
+        is divided by the 95th percentile of all blocks' (the edges). Blur lowers both, so it leaves the ratio alone; edge-preserving
         smoothing empties the active blocks while the edges stay. Noise only raises the
         ratio: noise never reads as texture lost, and a noisy image is judged as noisy.
         With no active blocks (a flat image) there is nothing to lose: 1."""
@@ -380,30 +380,28 @@ class SignalCritic(Critic):
         return torch.where(active.any(1) & (edges > 1e-4), ratio, torch.ones_like(ratio))
 
     @staticmethod
-    def _chroma_energy(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Mean squared second difference along rows of the chroma (each channel minus
-        luma) per CHROMA_SEGMENT-px row segment `[B,N]`, / 6: white chroma noise of RMS s
-        per channel gives s², luma alone (grain, texture, edges) gives 0."""
+    def _chroma_energy(rows: torch.Tensor) -> torch.Tensor:
+        """Mean squared second difference along rows of the two colour differences R−G and
+        B−G per CHROMA_SEGMENT-px row segment `[B,N]`: luma alone (grain, texture, edges:
+        the same change in every channel) gives 0, colour speckle does not. Read on every
+        other row given (the estimate is the same, at half the work)."""
         b, _, h, w = rows.shape
-        d = rows[..., 2:] + rows[..., :-2] - 2 * rows[..., 1:-1]
-        residual = (d - (d * weights).sum(1, keepdim=True)).square_().mean(1)  # [B,h,w-2]
+        rows = rows[..., ::2, :] if h >= 8 else rows
+        differences = rows[:, ::2] - rows[:, 1:2]  # R−G, B−G
+        d = differences[..., 2:] + differences[..., :-2] - 2 * differences[..., 1:-1]
+        residual = d.square_().sum(1)  # [B,h,w-2]
         n = max(1, (w - 2) // CHROMA_SEGMENT)
         length = min(CHROMA_SEGMENT, w - 2)
-        return residual[..., : n * length].reshape(b, h * n, length).mean(-1) / 6
-
-    @staticmethod
-    def _chroma_rank(rows: torch.Tensor) -> int:
-        """Rank of the segment read as the chroma noise level: NOISE_QUANTILE of all."""
-        n = max(1, (rows.shape[-1] - 2) // CHROMA_SEGMENT) * rows.shape[-2]
-        return max(1, int(NOISE_QUANTILE * n))
+        return residual[..., : n * length].reshape(b, -1, length).mean(-1)
 
     def _chroma_noise(self, rows: torch.Tensor) -> torch.Tensor:
-        """Colour speckle, `[B]`: the RMS per channel of fine-scale chroma in the flattest
-        (in chroma) row segments, read like the luma noise. JPEG's 4:2:0 chroma and
-        natural colour are smooth at this scale; sensor colour noise and chroma speckle
-        from a wrong decoder are not."""
-        energy = self._chroma_energy(rows, self._filters.luma)
-        return torch.sqrt(energy.kthvalue(self._chroma_rank(rows), dim=1).values / self._chroma_gain)
+        """Colour speckle, `[B]`: the RMS per channel of zero-luma chroma noise, from the
+        flattest (in chroma) row segments, read like the luma noise. JPEG's 4:2:0 chroma
+        and natural colour are smooth at this scale; sensor colour noise and chroma
+        speckle from a wrong decoder are not."""
+        energy = self._chroma_energy(rows)
+        rank = max(1, int(NOISE_QUANTILE * energy.shape[1]))
+        return torch.sqrt(energy.kthvalue(rank, dim=1).values / self._chroma_gain)
 
     @staticmethod
     def _cast(sample: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -421,17 +419,20 @@ class SignalCritic(Critic):
         they share counts: the shorter of their projections on their mean direction (a
         blue sky is blue by white patch but not by grey edge: no cast). Warmth is counted
         from WARM_NEUTRAL, where well-balanced photos sit."""
-        logs = torch.log(sample + 0.03)  # the offset keeps dark, noisy pixels near neutral
-        u = (logs[:, 0] - logs[:, 1]).flatten(1)
-        v = (logs[:, 2] - logs[:, 1]).flatten(1)
-        luma = _luma(sample.contiguous(), weights).flatten(1)
-        usable = (luma > 0.1) & (sample.amax(1).flatten(1) < 0.98)
-        brightest, index = luma.masked_fill(~usable, -1.0).topk(max(1, luma.shape[1] // 20), dim=1)
-        keep = (brightest >= 0).to(u.dtype)
-        count = keep.sum(1).clamp_min(1)
-        u_white = (u.gather(1, index) * keep).sum(1) / count
-        v_white = (v.gather(1, index) * keep).sum(1) / count
-        steps = (sample[..., 1:] - sample[..., :-1]).abs().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
+        b, _, h, w = sample.shape
+        flat = sample.reshape(b, 3, h * w)
+        luma = torch.addcmul(torch.addcmul(flat[:, 1] * weights[0, 1, 0, 0], flat[:, 0], weights[0, 0, 0, 0]),
+                             flat[:, 2], weights[0, 2, 0, 0])
+        luma = luma.masked_fill_((luma <= 0.1) | (flat.amax(1) >= 0.98), -1.0)  # too dark or clipped
+        # the brightest 5% of usable pixels (kthvalue: topk with many ties is slow)
+        count = h * w
+        threshold = luma.kthvalue(max(1, count - count // 20), dim=1, keepdim=True).values
+        keep = ((luma >= threshold) & (luma >= 0)).to(sample.dtype)
+        total = keep.sum(1).clamp_min(1)
+        logs = torch.log(flat + 0.03)  # the offset keeps dark, noisy pixels near neutral
+        u_white = ((logs[:, 0] - logs[:, 1]) * keep).sum(1) / total
+        v_white = ((logs[:, 2] - logs[:, 1]) * keep).sum(1) / total
+        steps = (sample[..., 1:] - sample[..., :-1]).abs_().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
         u_edge, v_edge = torch.log(steps[:, 0] / steps[:, 1]), torch.log(steps[:, 2] / steps[:, 1])
         white = torch.stack([(u_white - v_white) / 2 - WARM_NEUTRAL, (u_white + v_white) / 2], 1)
         edge = torch.stack([(u_edge - v_edge) / 2 - WARM_NEUTRAL, (u_edge + v_edge) / 2], 1)
@@ -509,27 +510,34 @@ class SignalCritic(Critic):
         """All measurements of a `[B,3,H,W]` batch in 0..1, each a `[B]` tensor (the batch
         is only read; `score` gives it clamped to 0..1). On the CPU, images are measured
         a few at a time (`CPU_CHUNK_PIXELS`): the work is memory-bound, and the dozen
-        planes each image passes through then stay in cache."""
+        planes each image passes through then stay in cache. The statistics of small
+        per-block planes are then taken for the whole batch at once."""
         if min(batch.shape[-2:]) < MIN_SIDE:
             batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
         image = batch.to(device=self._filters.luma.device, dtype=self.dtype)
         if image.device.type != "cpu":
-            return self._measure(image.contiguous())
-        # contiguous per chunk: channels-last input (ComfyUI's layout) is copied a chunk at
-        # a time, and every layout gives the same numbers
-        per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
-        parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
-        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+            m, blocks = self._measure(image.contiguous())
+        else:
+            # contiguous per chunk: channels-last input (ComfyUI's layout) is copied a chunk
+            # at a time, and every layout gives the same numbers
+            per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
+            parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
+            m = {name: torch.cat([part[0][name] for part in parts]) for name in parts[0][0]}
+            blocks = [torch.cat(planes) for planes in zip(*(part[1] for part in parts))]
+        energy, levels, coarse_energy = blocks
+        m["coarse_noise"] = 2 * torch.sqrt(  # half-resolution noise, in full-resolution units
+            coarse_energy.kthvalue(max(1, int(NOISE_QUANTILE * coarse_energy.shape[1])), dim=1).values
+            / self._noise_gain)
+        m["texture"] = self._texture(energy, levels, m["contrast"])
+        return m
 
-    def _measure(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """`measure` on images already on the device, in the working dtype."""
+    def _measure_colour(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The colour and tone statistics of `measure`, on images already on the device.
+        They read every fourth row (whole rows: contiguous reads): the histogram for
+        banding, clipping on pairs of pixels, colour on runs of four (colour is judged at
+        a coarser scale than noise, so chroma noise does not read as colourfulness), the
+        cast on every eighth row, chroma noise on every eighth row at full resolution."""
         f = self._filters
-        luma = _luma(image, f.luma)
-        flat = luma.flatten(1)
-        # Global colour statistics read every fourth row (whole rows: contiguous reads):
-        # the histogram for banding, clipping on pairs of pixels, colour on runs of four
-        # (colour is judged at a coarser scale than noise, so chroma noise does not read
-        # as colourfulness).
         large = min(image.shape[-2:]) >= 64
         rows = image[..., ::4, :] if large else image
         banding = self._banding(rows)
@@ -543,13 +551,34 @@ class SignalCritic(Critic):
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
         # monochrome (toned or not): chroma hardly varies anywhere
-        spread = torch.addcmul((rg - rg_mean).square_(), yb - yb_mean, yb - yb_mean).sqrt_()
-        chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values
-        warmth, tint = self._cast(coarse, f.luma)
+        spread = torch.addcmul((rg - rg_mean).square_(), yb - yb_mean, yb - yb_mean)
+        chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
+        warmth, tint = self._cast(coarse[..., ::2, :] if large else coarse, f.luma)  # every 8th row
         chroma_noise = self._chroma_noise(rows)
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
+        return {
+            "colorfulness": colorfulness,
+            "blown": _fraction(channel_min > 0.98),
+            "crushed": _fraction(channel_max < 0.02),
+            "gamut_clipped": _fraction(gamut_clipped),
+            "banding": banding,
+            "cast": torch.hypot(warmth, tint),
+            "cast_warmth": warmth,
+            "cast_tint": tint,
+            "chroma_noise": chroma_noise,
+            "chroma_spread": chroma_spread,
+        }
 
+    def _measure(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        """`measure` on contiguous images already on the device, in the working dtype,
+        and the per-block planes `[B,N]` that `measure` reads for the whole batch at once
+        (small planes, many operations): block residual energy, block levels, and block
+        residual energy at half resolution (grain that JPEG has stripped of its finest
+        scale still shows there; so does some texture)."""
+        luma = _luma(image, self._filters.luma)
+        colour = self._measure_colour(image)  # while the chunk is in cache
+        flat = luma.flatten(1)
         padded = _shifted_pad(luma, 1)
         half = _half(luma)
         steps = (luma[..., 1:] - luma[..., :-1]).abs_()
@@ -558,24 +587,18 @@ class SignalCritic(Critic):
             steps.mean(dim=(1, 2)), (luma[..., 1:, :] - luma[..., :-1, :]).abs_().mean(dim=(1, 3))
         )
         noise, block_energy, block_levels = self._noise(padded, half)
-        # the same estimate at half resolution, in full-resolution units: grain that JPEG
-        # has stripped of its finest scale still shows here (so does some texture)
-        coarse_noise = 2 * self._noise(_shifted_pad(half, 1), _half(half))[0]
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
         ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var), noise_var)
         widths = self._edge_width(ratios)
         mean = flat.mean(1)
         contrast = torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2))
+        blocks = (block_energy, block_levels, self._block_noise_energy(_shifted_pad(half, 1)).flatten(1))
         return {
+            **colour,
             "brightness": mean,
             "contrast": contrast,
-            "colorfulness": colorfulness,
-            "blown": _fraction(channel_min > 0.98),
-            "crushed": _fraction(channel_max < 0.02),
-            "gamut_clipped": _fraction(gamut_clipped),
             "noise": noise,
-            "coarse_noise": coarse_noise,
             "impulse_noise": impulse_noise,
             "edge_width": widths.amax(1),
             "edge_anisotropy": widths.amax(1) / widths.amin(1).clamp_min(0.5),
@@ -583,14 +606,7 @@ class SignalCritic(Critic):
             "edge_strength": strengths.amax(1),
             "grid": grid,
             "grid_period": period.to(self.dtype),
-            "banding": banding,
-            "texture": self._texture(block_energy, block_levels, contrast),
-            "cast": torch.hypot(warmth, tint),
-            "cast_warmth": warmth,
-            "cast_tint": tint,
-            "chroma_noise": chroma_noise,
-            "chroma_spread": chroma_spread,
-        }
+        }, blocks
 
     # -- judgement ----------------------------------------------------------------------
     def attributes(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
