@@ -2,20 +2,33 @@
 
 `SignalCritic` measures what viewers notice in a photo — edge width (blur, motion blur),
 noise in flat areas, impulse specks, block/pixel grids, banding, exposure, clipping,
-contrast and colourfulness — as physical quantities, all images of a batch at once with
-plain torch ops (CUDA when present). Each attribute is a fixed monotone map of one
-measurement to 1..5 ("how much of it"). MOS comes from impairments: each measurement
-outside a comfortable range becomes an impairment in units of "clearly visible"
-(1 ≈ a moderate, obvious defect); the impairments are pooled with a Minkowski (p=2) sum
-and MOS = 1 + 4·exp(-D/2). More of brightness, contrast or colour is only good up to a
-band; beyond it (blown highlights, harsh contrast, garish colour) it is an impairment too.
+contrast and colourfulness, and the failures generated images show: texture smoothed away
+with the edges kept (the waxy "AI look"), colour casts and chroma noise — as physical
+quantities, all images of a batch at once with plain torch ops (CUDA when present). Each
+attribute is a fixed monotone map of one measurement to 1..5 ("how much of it"). MOS comes
+from impairments: each measurement outside a comfortable range becomes an impairment in
+units of "clearly visible" (1 ≈ a moderate, obvious defect); the impairments are pooled
+with a Minkowski (p=2) sum and MOS = 1 + 4·exp(-D/2). More of brightness, contrast or
+colour is only good up to a band; beyond it (blown highlights, harsh contrast, garish
+colour) it is an impairment too. A monochrome image (black-and-white, toned or not) is a
+choice, not a dull colour photo.
 
 Noise and detail are measured separately so that noise is never taken for detail:
 noise is the robust level of a second-derivative residual in the flattest blocks
 (Immerkær's kernel), and sharpness is the edge width obtained from the ratio of fine- to
 coarse-scale gradient energy on strong edges, after removing the energy the measured
 noise contributes; the ratio is converted to an edge width by a table computed at
-start-up from ideal blurred edges (nothing is fitted to test photos).
+start-up from ideal blurred edges (nothing is fitted to test photos). Pixelation counts
+as lost detail in sharpness (crisp block edges, nothing finer than a block). Halos
+(over-sharpening) need strong edges that stand clear of the grain at half resolution:
+JPEG strips grain of its finest scale, so grain must not pass for edge detail.
+
+Generated-image failures: texture loss is the median fine-scale residual of blocks that
+carry structure at the 8-px scale over the 95th percentile of all blocks (the edges) —
+smoothing empties the first and keeps the second, blur lowers both, noise raises the
+first. Colour cast is what a white-patch and a grey-edge estimate, in log-chroma, agree
+on. Chroma noise is the fine-scale residual of R−G and B−G in the flattest row segments,
+beyond the share that comes with luma noise.
 
 Images are judged at a bounded working size (`max_side`, 512 px by default, the longer
 side): what a viewer sees on screen, at a cost independent of the file's size. Very
@@ -26,15 +39,18 @@ antialiased resize costs more than the smaller planes save.
 
 Speed: every measurement reads the full-resolution luma in a handful of shared passes
 (one padded copy, one row difference, one half-resolution copy); global statistics (colour,
-clipping, the banding histogram, impulse counts) read sampled rows; the four edge
-directions are handled one at a time; and on the CPU images are measured a couple at a
-time. All so that intermediate planes stay in cache: the work is memory-bound, not
-arithmetic-bound, and a plane that spills out of cache costs several times more.
+cast, chroma noise, clipping, the banding histogram, impulse counts) read sampled rows;
+texture reuses the noise estimate's block residuals; the four edge directions are handled
+one at a time; and on the CPU images are measured a couple at a time. All so that
+intermediate planes stay in cache: the work is memory-bound, not arithmetic-bound, and a
+plane that spills out of cache costs several times more.
 
-Known limits: smoothing that removes texture without blurring edges (strong denoising,
-WebP at very low quality) is not detected; black-and-white photos read as "dull"
-(MOS about 2.8 at best), as loss of colour is an impairment here; graphics with few flat
-colours read as banded; detail finer than the working size is not seen.
+Known limits: a colour cast that cancels a scene's own tone (a cool cast on a warm-lit
+scene) can go unseen, and a scene with no neutral surface and edges of one hue reads as
+cast (a retina photograph reads orange); texture loss in images that have little
+texture (studio shots) cannot be told from a clean render; thin bright lines (wires,
+lattices against sky) read as over-sharpened; graphics with few flat colours read as
+banded; detail finer than the working size is not seen.
 """
 from __future__ import annotations
 
@@ -361,9 +377,10 @@ class SignalCritic(Critic):
         and its activity at the 8-px scale, the second difference across it of the block
         means `levels` `[B,rows,cols]` (a smooth gradient, as in a sky, has none). The
         median residual of the active blocks (real structure nearby: not sky or backdrop)
-        is divided by the 95th percentile of all blocks' (the edges). Blur lowers both, so it leaves the ratio alone; edge-preserving
-        smoothing empties the active blocks while the edges stay. Noise only raises the
-        ratio: noise never reads as texture lost, and a noisy image is judged as noisy.
+        is divided by the 95th percentile of all blocks' (the edges). Blur lowers both,
+        so it leaves the ratio alone; edge-preserving smoothing empties the active blocks
+        while the edges stay. Noise only raises the ratio: noise never reads as texture
+        lost, and a noisy image is judged as noisy.
         With no active blocks (a flat image) there is nothing to lose: 1."""
         detail = energy.sqrt()
         padded = F.pad(levels[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
