@@ -567,8 +567,13 @@ class SignalCritic(Critic):
             torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
-        # monochrome (toned or not): chroma hardly varies anywhere
-        spread = torch.addcmul((rg - rg_mean).square_(), yb - yb_mean, yb - yb_mean)
+        # monochrome (toned or not): chroma is one hue scaled by luma everywhere, so what
+        # the best per-image fit rg ≈ a·y, yb ≈ b·y leaves is small (0 for grey, sepia)
+        y = (coarse * f.luma).sum(1).flatten(1)
+        y_energy = (y * y).sum(1, keepdim=True).clamp_min(1e-12)
+        rg_left = rg - (rg * y).sum(1, keepdim=True) / y_energy * y
+        yb_left = yb - (yb * y).sum(1, keepdim=True) / y_energy * y
+        spread = torch.addcmul(rg_left.square_(), yb_left, yb_left)
         chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
         warmth, tint = self._cast(coarse[..., ::2, :] if large else coarse, f.luma)  # every 8th row
         chroma_noise = self._chroma_noise(rows)
@@ -645,9 +650,11 @@ class SignalCritic(Critic):
     def impairments(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each defect in units of "clearly visible" (about 1 = moderate, obvious).
         A monochrome image (no chroma variation anywhere: black-and-white, toned or not)
-        is a choice, not a dull colour photo: it keeps a fifth of the dull impairment."""
+        is a choice, not a dull colour photo: it keeps a fifth of the dull impairment, and
+        its tone (sepia, cyanotype) is no colour cast."""
         has_edges = (m["edge_strength"] / 0.008).clamp(0, 1)
         sharpest = float(self._ratio_table[0])
+        monochrome = _monochrome(m)
         return {
             "blur": has_edges * _soft(m["edge_width"] - 1.0, 0.3) / 1.2,
             "noise": _soft(m["noise"] - 0.006, 0.003) / 0.03,
@@ -658,14 +665,14 @@ class SignalCritic(Critic):
             "bright": _soft(m["brightness"] - 0.62, 0.03) / 0.12 + _soft(m["blown"] - 0.02, 0.01) / 0.08,
             "flat": _soft(0.15 - m["contrast"], 0.02) / 0.07,
             "harsh": _soft(m["contrast"] - 0.3, 0.02) / 0.07,
-            "dull": (1 - 0.8 * _monochrome(m)) * _soft(35 - m["colorfulness"], 6) / 22,
+            "dull": (1 - 0.8 * monochrome) * _soft(35 - m["colorfulness"], 6) / 22,
             "garish": _soft(m["colorfulness"] - 90, 8) / 35 + _soft(m["gamut_clipped"] - 0.05, 0.02) / 0.3,
             # beyond the sharpest optical edge by a margin: fine texture alone stays below it
             "oversharpened": self._halo_edges(m) * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
             # photos keep 0.15..0.3 of their edges' fine detail in textured regions
             "texture_loss": has_edges * _soft(0.12 - m["texture"], 0.02) / 0.06,
             # package photos read up to 0.055; R×1.3, B×0.7 in linear light moves it by 0.135
-            "colour_cast": _soft(m["cast"] - 0.05, 0.01) / 0.05,
+            "colour_cast": (1 - monochrome) * _soft(m["cast"] - 0.05, 0.01) / 0.05,
             # beyond the chroma that comes with luma noise (sensor noise carries some)
             "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
@@ -758,7 +765,7 @@ def _describe(defects: dict[str, float], attrs: dict[str, float], extra: dict[st
         goods.append("well exposed")
     if max(defects["noise"], defects["specks"], defects["chroma_noise"]) < _NOTICEABLE:
         goods.append("clean")
-    if monochrome and defects["colour_cast"] < _NOTICEABLE:
+    if monochrome:
         goods.append("black and white")
     elif max(defects["dull"], defects["garish"], defects["colour_cast"]) < _NOTICEABLE:
         goods.append("naturally coloured")
