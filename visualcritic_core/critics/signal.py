@@ -672,7 +672,9 @@ class SignalCritic(Critic):
             # photos keep 0.15..0.3 of their edges' fine detail in textured regions
             "texture_loss": has_edges * _soft(0.12 - m["texture"], 0.02) / 0.06,
             # package photos read up to 0.055; R×1.3, B×0.7 in linear light moves it by 0.135
-            "colour_cast": (1 - monochrome) * _soft(m["cast"] - 0.05, 0.01) / 0.05,
+            # monochrome: toning is a choice; garish: whites lost to clipping, no evidence left
+            "colour_cast": (1 - monochrome) * (1 - ((m["gamut_clipped"] - 0.05) / 0.2).clamp(0, 1))
+            * _soft(m["cast"] - 0.05, 0.01) / 0.05,
             # beyond the chroma that comes with luma noise (sensor noise carries some)
             "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
