@@ -384,11 +384,14 @@ def test_black_and_white_photos_are_not_dull_colour_photos(critic, photos):
     import skimage.data
 
     camera = torch.from_numpy(skimage.data.camera().copy()).float().div(255)[None].expand(3, -1, -1)
+    sepia = camera * torch.tensor([1.0, 0.85, 0.65]).view(3, 1, 1)  # a toned print: a choice, no cast
     greys = [_grey(image) for image in photos.values()]
     colour = critic.score(list(photos.values()))
-    reports = critic.score([camera, *greys], describe=True)
-    assert reports[0].mos >= 4 and "black and white" in reports[0].description, reports[0]
-    for before, after in zip(colour, reports[1:]):
+    reports = critic.score([camera, sepia, *greys], describe=True)
+    for report in reports[:2]:
+        assert report.mos >= 4 and "black and white" in report.description, report
+        assert "cast" not in report.description and "dull" not in report.description, report
+    for before, after in zip(colour, reports[2:]):
         assert "dull" not in after.description and after.mos >= before.mos - 0.5, (before, after)
 
 

@@ -2,22 +2,34 @@
 
 `SignalCritic` measures what viewers notice in a photo — edge width (blur, motion blur),
 noise in flat areas, impulse specks, block/pixel grids, banding, exposure, clipping,
-contrast and colourfulness — as physical quantities, all images of a batch at once with
-plain torch ops (CUDA when present). Each attribute is a fixed monotone map of one
-measurement to 1..5 ("how much of it"). MOS comes from impairments: each measurement
-outside a comfortable range becomes an impairment in units of "clearly visible"
-(1 ≈ a moderate, obvious defect); they are pooled by a weighted Minkowski sum D and
-MOS = 1 + 4·exp(-D/s), with weights, exponent and scale fitted to full-reference pseudo-MOS
-(`signal_pooling.py`, `signal_pooling.json`). More of brightness, contrast or colour is only
-good up to a band; beyond it (blown highlights, harsh contrast, garish colour) it is an
-impairment too.
+contrast and colourfulness, and the failures generated images show: texture smoothed away
+with the edges kept (the waxy "AI look"), colour casts and chroma noise — as physical
+quantities, all images of a batch at once with plain torch ops (CUDA when present). Each
+attribute is a fixed monotone map of one measurement to 1..5 ("how much of it"). MOS comes
+from impairments: each measurement outside a comfortable range becomes an impairment in
+units of "clearly visible" (1 ≈ a moderate, obvious defect); they are pooled by a weighted
+Minkowski sum D and MOS = 1 + 4·exp(-D/s), with weights, exponent and scale fitted to
+full-reference pseudo-MOS (`signal_pooling.py`, `signal_pooling.json`). More of brightness,
+contrast or colour is only good up to a band; beyond it (blown highlights, harsh contrast,
+garish colour) it is an impairment too. A monochrome image (black-and-white, toned or not)
+is a choice, not a dull colour photo.
 
 Noise and detail are measured separately so that noise is never taken for detail:
 noise is the robust level of a second-derivative residual in the flattest blocks
 (Immerkær's kernel), and sharpness is the edge width obtained from the ratio of fine- to
 coarse-scale gradient energy on strong edges, after removing the energy the measured
 noise contributes; the ratio is converted to an edge width by a table computed at
-start-up from ideal blurred edges (nothing is fitted to test photos).
+start-up from ideal blurred edges (nothing is fitted to test photos). Pixelation counts
+as lost detail in sharpness (crisp block edges, nothing finer than a block). Halos
+(over-sharpening) need strong edges that stand clear of the grain at half resolution:
+JPEG strips grain of its finest scale, so grain must not pass for edge detail.
+
+Generated-image failures: texture loss is the median fine-scale residual of blocks that
+carry structure at the 8-px scale over the 95th percentile of all blocks (the edges) —
+smoothing empties the first and keeps the second, blur lowers both, noise raises the
+first. Colour cast is what a white-patch and a grey-edge estimate, in log-chroma, agree
+on. Chroma noise is the fine-scale residual of R−G and B−G in the flattest row segments,
+beyond the share that comes with luma noise.
 
 Images are judged at a bounded working size (`max_side`, 512 px by default, the longer
 side): what a viewer sees on screen, at a cost independent of the file's size. Very
@@ -28,15 +40,18 @@ antialiased resize costs more than the smaller planes save.
 
 Speed: every measurement reads the full-resolution luma in a handful of shared passes
 (one padded copy, one row difference, one half-resolution copy); global statistics (colour,
-clipping, the banding histogram, impulse counts) read sampled rows; the four edge
-directions are handled one at a time; and on the CPU images are measured a couple at a
-time. All so that intermediate planes stay in cache: the work is memory-bound, not
-arithmetic-bound, and a plane that spills out of cache costs several times more.
+cast, chroma noise, clipping, the banding histogram, impulse counts) read sampled rows;
+texture reuses the noise estimate's block residuals; the four edge directions are handled
+one at a time; and on the CPU images are measured a couple at a time. All so that
+intermediate planes stay in cache: the work is memory-bound, not arithmetic-bound, and a
+plane that spills out of cache costs several times more.
 
-Known limits: smoothing that removes texture without blurring edges (strong denoising,
-WebP at very low quality) is not detected; black-and-white photos read as "dull"
-(MOS about 2.8 at best), as loss of colour is an impairment here; graphics with few flat
-colours read as banded; detail finer than the working size is not seen.
+Known limits: a colour cast that cancels a scene's own tone (a cool cast on a warm-lit
+scene) can go unseen, and a scene with no neutral surface and edges of one hue reads as
+cast (a retina photograph reads orange); texture loss in images that have little
+texture (studio shots) cannot be told from a clean render; thin bright lines (wires,
+lattices against sky) read as over-sharpened; graphics with few flat colours read as
+banded; detail finer than the working size is not seen.
 """
 from __future__ import annotations
 
@@ -245,12 +260,13 @@ class SignalCritic(Critic):
 
     def _calibrate_chroma_noise(self) -> float:
         """For white chroma noise (zero luma) of unit RMS per channel: the chosen low
-        quantile of segment residual energy (it reads low, by this factor)."""
+        quantile of segment residual energy (what such noise reads, as a factor)."""
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(1, 3, 128, 512, generator=generator).to(self._filters.luma)
         chroma = noise - _luma(noise, self._filters.luma)
         chroma = chroma / chroma.square().mean().sqrt()
-        return float(self._chroma_energy(chroma, self._filters.luma).kthvalue(self._chroma_rank(chroma)).values)
+        energy = self._chroma_energy(chroma)
+        return float(energy.kthvalue(max(1, int(NOISE_QUANTILE * energy.shape[1]))).values)
 
     def _calibrate_edges(self) -> torch.Tensor:
         """Fine/coarse gradient-energy ratio of ideal edges blurred by each width in
@@ -359,14 +375,14 @@ class SignalCritic(Critic):
         """How much fine detail the regions that should carry texture keep, relative to
         the edges, `[B]` (about 0.15..0.3 for photos, near 0 once texture is smoothed away).
 
-        Per 8×8 block: its fine-scale (second-derivative) residual std, and its activity
-        at the 8-px scale, the second difference of block means across it (a smooth
-        gradient, as in a sky, has none). The
-        median residual of the active blocks (real structure nearby: not sky or backdrop,
-        whose block means hardly change) is divided by the 95th percentile of all blocks'
-        (the edges). Blur lowers both, so it leaves the ratio alone; edge-preserving
-        smoothing empties the active blocks while the edges stay. Noise only raises the
-        ratio: noise never reads as texture lost, and a noisy image is judged as noisy.
+        Per 8×8 block: its fine-scale (second-derivative) residual std `energy` `[B,N]`,
+        and its activity at the 8-px scale, the second difference across it of the block
+        means `levels` `[B,rows,cols]` (a smooth gradient, as in a sky, has none). The
+        median residual of the active blocks (real structure nearby: not sky or backdrop)
+        is divided by the 95th percentile of all blocks' (the edges). Blur lowers both,
+        so it leaves the ratio alone; edge-preserving smoothing empties the active blocks
+        while the edges stay. Noise only raises the ratio: noise never reads as texture
+        lost, and a noisy image is judged as noisy.
         With no active blocks (a flat image) there is nothing to lose: 1."""
         detail = energy.sqrt()
         padded = F.pad(levels[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
@@ -383,30 +399,28 @@ class SignalCritic(Critic):
         return torch.where(active.any(1) & (edges > 1e-4), ratio, torch.ones_like(ratio))
 
     @staticmethod
-    def _chroma_energy(rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Mean squared second difference along rows of the chroma (each channel minus
-        luma) per CHROMA_SEGMENT-px row segment `[B,N]`, / 6: white chroma noise of RMS s
-        per channel gives s², luma alone (grain, texture, edges) gives 0."""
+    def _chroma_energy(rows: torch.Tensor) -> torch.Tensor:
+        """Mean squared second difference along rows of the two colour differences R−G and
+        B−G per CHROMA_SEGMENT-px row segment `[B,N]`: luma alone (grain, texture, edges:
+        the same change in every channel) gives 0, colour speckle does not. Read on every
+        other row given (the estimate is the same, at half the work)."""
         b, _, h, w = rows.shape
-        d = rows[..., 2:] + rows[..., :-2] - 2 * rows[..., 1:-1]
-        residual = (d - (d * weights).sum(1, keepdim=True)).square_().mean(1)  # [B,h,w-2]
+        rows = rows[..., ::2, :] if h >= 8 else rows
+        differences = rows[:, ::2] - rows[:, 1:2]  # R−G, B−G
+        d = differences[..., 2:] + differences[..., :-2] - 2 * differences[..., 1:-1]
+        residual = d.square_().sum(1)  # [B,h,w-2]
         n = max(1, (w - 2) // CHROMA_SEGMENT)
         length = min(CHROMA_SEGMENT, w - 2)
-        return residual[..., : n * length].reshape(b, h * n, length).mean(-1) / 6
-
-    @staticmethod
-    def _chroma_rank(rows: torch.Tensor) -> int:
-        """Rank of the segment read as the chroma noise level: NOISE_QUANTILE of all."""
-        n = max(1, (rows.shape[-1] - 2) // CHROMA_SEGMENT) * rows.shape[-2]
-        return max(1, int(NOISE_QUANTILE * n))
+        return residual[..., : n * length].reshape(b, -1, length).mean(-1)
 
     def _chroma_noise(self, rows: torch.Tensor) -> torch.Tensor:
-        """Colour speckle, `[B]`: the RMS per channel of fine-scale chroma in the flattest
-        (in chroma) row segments, read like the luma noise. JPEG's 4:2:0 chroma and
-        natural colour are smooth at this scale; sensor colour noise and chroma speckle
-        from a wrong decoder are not."""
-        energy = self._chroma_energy(rows, self._filters.luma)
-        return torch.sqrt(energy.kthvalue(self._chroma_rank(rows), dim=1).values / self._chroma_gain)
+        """Colour speckle, `[B]`: the RMS per channel of zero-luma chroma noise, from the
+        flattest (in chroma) row segments, read like the luma noise. JPEG's 4:2:0 chroma
+        and natural colour are smooth at this scale; sensor colour noise and chroma
+        speckle from a wrong decoder are not."""
+        energy = self._chroma_energy(rows)
+        rank = max(1, int(NOISE_QUANTILE * energy.shape[1]))
+        return torch.sqrt(energy.kthvalue(rank, dim=1).values / self._chroma_gain)
 
     @staticmethod
     def _cast(sample: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -424,17 +438,20 @@ class SignalCritic(Critic):
         they share counts: the shorter of their projections on their mean direction (a
         blue sky is blue by white patch but not by grey edge: no cast). Warmth is counted
         from WARM_NEUTRAL, where well-balanced photos sit."""
-        logs = torch.log(sample + 0.03)  # the offset keeps dark, noisy pixels near neutral
-        u = (logs[:, 0] - logs[:, 1]).flatten(1)
-        v = (logs[:, 2] - logs[:, 1]).flatten(1)
-        luma = _luma(sample.contiguous(), weights).flatten(1)
-        usable = (luma > 0.1) & (sample.amax(1).flatten(1) < 0.98)
-        brightest, index = luma.masked_fill(~usable, -1.0).topk(max(1, luma.shape[1] // 20), dim=1)
-        keep = (brightest >= 0).to(u.dtype)
-        count = keep.sum(1).clamp_min(1)
-        u_white = (u.gather(1, index) * keep).sum(1) / count
-        v_white = (v.gather(1, index) * keep).sum(1) / count
-        steps = (sample[..., 1:] - sample[..., :-1]).abs().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
+        b, _, h, w = sample.shape
+        flat = sample.reshape(b, 3, h * w)
+        luma = torch.addcmul(torch.addcmul(flat[:, 1] * weights[0, 1, 0, 0], flat[:, 0], weights[0, 0, 0, 0]),
+                             flat[:, 2], weights[0, 2, 0, 0])
+        luma = luma.masked_fill_((luma <= 0.1) | (flat.amax(1) >= 0.98), -1.0)  # too dark or clipped
+        # the brightest 5% of usable pixels (kthvalue: topk with many ties is slow)
+        count = h * w
+        threshold = luma.kthvalue(max(1, count - count // 20), dim=1, keepdim=True).values
+        keep = ((luma >= threshold) & (luma >= 0)).to(sample.dtype)
+        total = keep.sum(1).clamp_min(1)
+        logs = torch.log(flat + 0.03)  # the offset keeps dark, noisy pixels near neutral
+        u_white = ((logs[:, 0] - logs[:, 1]) * keep).sum(1) / total
+        v_white = ((logs[:, 2] - logs[:, 1]) * keep).sum(1) / total
+        steps = (sample[..., 1:] - sample[..., :-1]).abs_().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
         u_edge, v_edge = torch.log(steps[:, 0] / steps[:, 1]), torch.log(steps[:, 2] / steps[:, 1])
         white = torch.stack([(u_white - v_white) / 2 - WARM_NEUTRAL, (u_white + v_white) / 2], 1)
         edge = torch.stack([(u_edge - v_edge) / 2 - WARM_NEUTRAL, (u_edge + v_edge) / 2], 1)
@@ -512,27 +529,34 @@ class SignalCritic(Critic):
         """All measurements of a `[B,3,H,W]` batch in 0..1, each a `[B]` tensor (the batch
         is only read; `score` gives it clamped to 0..1). On the CPU, images are measured
         a few at a time (`CPU_CHUNK_PIXELS`): the work is memory-bound, and the dozen
-        planes each image passes through then stay in cache."""
+        planes each image passes through then stay in cache. The statistics of small
+        per-block planes are then taken for the whole batch at once."""
         if min(batch.shape[-2:]) < MIN_SIDE:
             batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
         image = batch.to(device=self._filters.luma.device, dtype=self.dtype)
         if image.device.type != "cpu":
-            return self._measure(image.contiguous())
-        # contiguous per chunk: channels-last input (ComfyUI's layout) is copied a chunk at
-        # a time, and every layout gives the same numbers
-        per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
-        parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
-        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+            m, blocks = self._measure(image.contiguous())
+        else:
+            # contiguous per chunk: channels-last input (ComfyUI's layout) is copied a chunk
+            # at a time, and every layout gives the same numbers
+            per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
+            parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
+            m = {name: torch.cat([part[0][name] for part in parts]) for name in parts[0][0]}
+            blocks = [torch.cat(planes) for planes in zip(*(part[1] for part in parts))]
+        energy, levels, coarse_energy = blocks
+        m["coarse_noise"] = 2 * torch.sqrt(  # half-resolution noise, in full-resolution units
+            coarse_energy.kthvalue(max(1, int(NOISE_QUANTILE * coarse_energy.shape[1])), dim=1).values
+            / self._noise_gain)
+        m["texture"] = self._texture(energy, levels, m["contrast"])
+        return m
 
-    def _measure(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """`measure` on images already on the device, in the working dtype."""
+    def _measure_colour(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The colour and tone statistics of `measure`, on images already on the device.
+        They read every fourth row (whole rows: contiguous reads): the histogram for
+        banding, clipping on pairs of pixels, colour on runs of four (colour is judged at
+        a coarser scale than noise, so chroma noise does not read as colourfulness), the
+        cast on every eighth row, chroma noise on every eighth row at full resolution."""
         f = self._filters
-        luma = _luma(image, f.luma)
-        flat = luma.flatten(1)
-        # Global colour statistics read every fourth row (whole rows: contiguous reads):
-        # the histogram for banding, clipping on pairs of pixels, colour on runs of four
-        # (colour is judged at a coarser scale than noise, so chroma noise does not read
-        # as colourfulness).
         large = min(image.shape[-2:]) >= 64
         rows = image[..., ::4, :] if large else image
         banding = self._banding(rows)
@@ -545,14 +569,40 @@ class SignalCritic(Critic):
             torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
-        # monochrome (toned or not): chroma hardly varies anywhere
-        spread = torch.addcmul((rg - rg_mean).square_(), yb - yb_mean, yb - yb_mean).sqrt_()
-        chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values
-        warmth, tint = self._cast(coarse, f.luma)
+        # monochrome (toned or not): chroma is one hue scaled by luma everywhere, so what
+        # the best per-image fit rg ≈ a·y, yb ≈ b·y leaves is small (0 for grey, sepia)
+        y = (coarse * f.luma).sum(1).flatten(1)
+        y_energy = (y * y).sum(1, keepdim=True).clamp_min(1e-12)
+        rg_left = rg - (rg * y).sum(1, keepdim=True) / y_energy * y
+        yb_left = yb - (yb * y).sum(1, keepdim=True) / y_energy * y
+        spread = torch.addcmul(rg_left.square_(), yb_left, yb_left)
+        chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
+        warmth, tint = self._cast(coarse[..., ::2, :] if large else coarse, f.luma)  # every 8th row
         chroma_noise = self._chroma_noise(rows)
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
+        return {
+            "colorfulness": colorfulness,
+            "blown": _fraction(channel_min > 0.98),
+            "crushed": _fraction(channel_max < 0.02),
+            "gamut_clipped": _fraction(gamut_clipped),
+            "banding": banding,
+            "cast": torch.hypot(warmth, tint),
+            "cast_warmth": warmth,
+            "cast_tint": tint,
+            "chroma_noise": chroma_noise,
+            "chroma_spread": chroma_spread,
+        }
 
+    def _measure(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        """`measure` on contiguous images already on the device, in the working dtype,
+        and the per-block planes `[B,N]` that `measure` reads for the whole batch at once
+        (small planes, many operations): block residual energy, block levels, and block
+        residual energy at half resolution (grain that JPEG has stripped of its finest
+        scale still shows there; so does some texture)."""
+        luma = _luma(image, self._filters.luma)
+        colour = self._measure_colour(image)  # while the chunk is in cache
+        flat = luma.flatten(1)
         padded = _shifted_pad(luma, 1)
         half = _half(luma)
         steps = (luma[..., 1:] - luma[..., :-1]).abs_()
@@ -561,24 +611,18 @@ class SignalCritic(Critic):
             steps.mean(dim=(1, 2)), (luma[..., 1:, :] - luma[..., :-1, :]).abs_().mean(dim=(1, 3))
         )
         noise, block_energy, block_levels = self._noise(padded, half)
-        # the same estimate at half resolution, in full-resolution units: grain that JPEG
-        # has stripped of its finest scale still shows here (so does some texture)
-        coarse_noise = 2 * self._noise(_shifted_pad(half, 1), _half(half))[0]
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
         ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var), noise_var)
         widths = self._edge_width(ratios)
         mean = flat.mean(1)
         contrast = torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2))
+        blocks = (block_energy, block_levels, self._block_noise_energy(_shifted_pad(half, 1)).flatten(1))
         return {
+            **colour,
             "brightness": mean,
             "contrast": contrast,
-            "colorfulness": colorfulness,
-            "blown": _fraction(channel_min > 0.98),
-            "crushed": _fraction(channel_max < 0.02),
-            "gamut_clipped": _fraction(gamut_clipped),
             "noise": noise,
-            "coarse_noise": coarse_noise,
             "impulse_noise": impulse_noise,
             "edge_width": widths.amax(1),
             "edge_anisotropy": widths.amax(1) / widths.amin(1).clamp_min(0.5),
@@ -586,14 +630,7 @@ class SignalCritic(Critic):
             "edge_strength": strengths.amax(1),
             "grid": grid,
             "grid_period": period.to(self.dtype),
-            "banding": banding,
-            "texture": self._texture(block_energy, block_levels, contrast),
-            "cast": torch.hypot(warmth, tint),
-            "cast_warmth": warmth,
-            "cast_tint": tint,
-            "chroma_noise": chroma_noise,
-            "chroma_spread": chroma_spread,
-        }
+        }, blocks
 
     # -- judgement ----------------------------------------------------------------------
     def attributes(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -615,9 +652,11 @@ class SignalCritic(Critic):
     def impairments(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each defect in units of "clearly visible" (about 1 = moderate, obvious).
         A monochrome image (no chroma variation anywhere: black-and-white, toned or not)
-        is a choice, not a dull colour photo: it keeps a fifth of the dull impairment."""
+        is a choice, not a dull colour photo: it keeps a fifth of the dull impairment, and
+        its tone (sepia, cyanotype) is no colour cast."""
         has_edges = (m["edge_strength"] / 0.008).clamp(0, 1)
         sharpest = float(self._ratio_table[0])
+        monochrome = _monochrome(m)
         return {
             "blur": has_edges * _soft(m["edge_width"] - 1.0, 0.3) / 1.2,
             "noise": _soft(m["noise"] - 0.006, 0.003) / 0.03,
@@ -628,14 +667,16 @@ class SignalCritic(Critic):
             "bright": _soft(m["brightness"] - 0.62, 0.03) / 0.12 + _soft(m["blown"] - 0.02, 0.01) / 0.08,
             "flat": _soft(0.15 - m["contrast"], 0.02) / 0.07,
             "harsh": _soft(m["contrast"] - 0.3, 0.02) / 0.07,
-            "dull": (1 - 0.8 * _monochrome(m)) * _soft(35 - m["colorfulness"], 6) / 22,
+            "dull": (1 - 0.8 * monochrome) * _soft(35 - m["colorfulness"], 6) / 22,
             "garish": _soft(m["colorfulness"] - 90, 8) / 35 + _soft(m["gamut_clipped"] - 0.05, 0.02) / 0.3,
             # beyond the sharpest optical edge by a margin: fine texture alone stays below it
             "oversharpened": self._halo_edges(m) * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
             # photos keep 0.15..0.3 of their edges' fine detail in textured regions
             "texture_loss": has_edges * _soft(0.12 - m["texture"], 0.02) / 0.06,
             # package photos read up to 0.055; R×1.3, B×0.7 in linear light moves it by 0.135
-            "colour_cast": _soft(m["cast"] - 0.05, 0.01) / 0.05,
+            # monochrome: toning is a choice; garish: whites lost to clipping, no evidence left
+            "colour_cast": (1 - monochrome) * (1 - ((m["gamut_clipped"] - 0.05) / 0.2).clamp(0, 1))
+            * _soft(m["cast"] - 0.05, 0.01) / 0.05,
             # beyond the chroma that comes with luma noise (sensor noise carries some)
             "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
@@ -727,7 +768,7 @@ def _describe(defects: dict[str, float], attrs: dict[str, float], extra: dict[st
         goods.append("well exposed")
     if max(defects["noise"], defects["specks"], defects["chroma_noise"]) < _NOTICEABLE:
         goods.append("clean")
-    if monochrome and defects["colour_cast"] < _NOTICEABLE:
+    if monochrome:
         goods.append("black and white")
     elif max(defects["dull"], defects["garish"], defects["colour_cast"]) < _NOTICEABLE:
         goods.append("naturally coloured")
