@@ -421,6 +421,20 @@ class SignalCritic(Critic):
         return torch.sqrt(energy.kthvalue(rank, dim=1).values / self._chroma_gain)
 
     @staticmethod
+    def _chroma_spread(sample: torch.Tensor) -> torch.Tensor:
+        """Monochrome (toned or not) test `[B]`: chroma is one hue scaled by luma
+        everywhere, so what the best per-image fit rg ≈ a·y, yb ≈ b·y leaves is small
+        (0 for grey and sepia); its 99th percentile over the pixels of `sample`."""
+        r, g, b = sample.unbind(1)
+        rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+        y = (0.299 * r + 0.587 * g + 0.114 * b).flatten(1)
+        y_energy = (y * y).sum(1, keepdim=True).clamp_min(1e-12)
+        rg_left = rg - (rg * y).sum(1, keepdim=True) / y_energy * y
+        yb_left = yb - (yb * y).sum(1, keepdim=True) / y_energy * y
+        spread = torch.addcmul(rg_left.square_(), yb_left, yb_left)
+        return spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
+
+    @staticmethod
     def _cast(sample: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Colour cast `[B]` ×2: warmth (red up and blue down: orange; negative: blue) and
         tint (red and blue up against green: magenta; negative: green), in log-chroma.
@@ -553,7 +567,8 @@ class SignalCritic(Critic):
         They read every fourth row (whole rows: contiguous reads): the histogram for
         banding, clipping on pairs of pixels, colour on runs of four (colour is judged at
         a coarser scale than noise, so chroma noise does not read as colourfulness), the
-        cast on every eighth row, chroma noise on every eighth row at full resolution."""
+        cast and the monochrome test on every eighth row, chroma noise on every eighth row at
+        full resolution."""
         f = self._filters
         large = min(image.shape[-2:]) >= 64
         rows = image[..., ::4, :] if large else image
@@ -567,15 +582,9 @@ class SignalCritic(Critic):
             torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
-        # monochrome (toned or not): chroma is one hue scaled by luma everywhere, so what
-        # the best per-image fit rg ≈ a·y, yb ≈ b·y leaves is small (0 for grey, sepia)
-        y = (coarse * f.luma).sum(1).flatten(1)
-        y_energy = (y * y).sum(1, keepdim=True).clamp_min(1e-12)
-        rg_left = rg - (rg * y).sum(1, keepdim=True) / y_energy * y
-        yb_left = yb - (yb * y).sum(1, keepdim=True) / y_energy * y
-        spread = torch.addcmul(rg_left.square_(), yb_left, yb_left)
-        chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
-        warmth, tint = self._cast(coarse[..., ::2, :] if large else coarse, f.luma)  # every 8th row
+        sparse = coarse[..., ::2, :] if large else coarse  # every 8th row
+        chroma_spread = self._chroma_spread(sparse)
+        warmth, tint = self._cast(sparse, f.luma)
         chroma_noise = self._chroma_noise(rows)
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
