@@ -441,8 +441,8 @@ class SignalCritic(Critic):
 
         A white-balance error or a wrong VAE multiplies the channels, which in log-chroma
         (log R/G, log B/G) moves every pixel by the same amount, whatever its brightness.
-        Scene colour must not read as a cast, so two classic colour-constancy estimates,
-        each fooled by different scenes, are averaged: white patch (the mean log-chroma of
+        Scene colour must not read as a cast, so two classic colour-constancy estimates
+        are taken, each fooled by different scenes: white patch (the mean log-chroma of
         the brightest 5% of unclipped pixels: highlights and whites are neutral in most
         photos) and grey edge (van de Weijer et al. 2007: the mean colour of edges is
         neutral; log of each channel's mean absolute step over green's). A cast moves
