@@ -423,14 +423,28 @@ class SignalCritic(Critic):
         return torch.sqrt(energy.kthvalue(rank, dim=1).values / self._chroma_gain)
 
     @staticmethod
+    def _chroma_spread(sample: torch.Tensor) -> torch.Tensor:
+        """Monochrome (toned or not) test `[B]`: chroma is one hue scaled by luma
+        everywhere, so what the best per-image fit rg ≈ a·y, yb ≈ b·y leaves is small
+        (0 for grey and sepia); its 99th percentile over the pixels of `sample`."""
+        r, g, b = sample.unbind(1)
+        rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+        y = (0.299 * r + 0.587 * g + 0.114 * b).flatten(1)
+        y_energy = (y * y).sum(1, keepdim=True).clamp_min(1e-12)
+        rg_left = rg - (rg * y).sum(1, keepdim=True) / y_energy * y
+        yb_left = yb - (yb * y).sum(1, keepdim=True) / y_energy * y
+        spread = torch.addcmul(rg_left.square_(), yb_left, yb_left)
+        return spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
+
+    @staticmethod
     def _cast(sample: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Colour cast `[B]` ×2: warmth (red up and blue down: orange; negative: blue) and
         tint (red and blue up against green: magenta; negative: green), in log-chroma.
 
         A white-balance error or a wrong VAE multiplies the channels, which in log-chroma
         (log R/G, log B/G) moves every pixel by the same amount, whatever its brightness.
-        Scene colour must not read as a cast, so two classic colour-constancy estimates,
-        each fooled by different scenes, are averaged: white patch (the mean log-chroma of
+        Scene colour must not read as a cast, so two classic colour-constancy estimates
+        are taken, each fooled by different scenes: white patch (the mean log-chroma of
         the brightest 5% of unclipped pixels: highlights and whites are neutral in most
         photos) and grey edge (van de Weijer et al. 2007: the mean colour of edges is
         neutral; log of each channel's mean absolute step over green's). A cast moves
@@ -543,19 +557,23 @@ class SignalCritic(Critic):
             parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
             m = {name: torch.cat([part[0][name] for part in parts]) for name in parts[0][0]}
             blocks = [torch.cat(planes) for planes in zip(*(part[1] for part in parts))]
-        energy, levels, coarse_energy = blocks
+        energy, levels, coarse_energy, sparse = blocks
         m["coarse_noise"] = 2 * torch.sqrt(  # half-resolution noise, in full-resolution units
             coarse_energy.kthvalue(max(1, int(NOISE_QUANTILE * coarse_energy.shape[1])), dim=1).values
             / self._noise_gain)
         m["texture"] = self._texture(energy, levels, m["contrast"])
+        warmth, tint = self._cast(sparse, self._filters.luma)
+        m.update(cast=torch.hypot(warmth, tint), cast_warmth=warmth, cast_tint=tint,
+                 chroma_spread=self._chroma_spread(sparse))
         return m
 
-    def _measure_colour(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _measure_colour(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The colour and tone statistics of `measure`, on images already on the device.
         They read every fourth row (whole rows: contiguous reads): the histogram for
         banding, clipping on pairs of pixels, colour on runs of four (colour is judged at
-        a coarser scale than noise, so chroma noise does not read as colourfulness), the
-        cast on every eighth row, chroma noise on every eighth row at full resolution."""
+        a coarser scale than noise, so chroma noise does not read as colourfulness), chroma
+        noise every eighth row at full resolution; and the colour sample of every eighth
+        row that `measure` reads the cast and the monochrome test from."""
         f = self._filters
         large = min(image.shape[-2:]) >= 64
         rows = image[..., ::4, :] if large else image
@@ -569,15 +587,7 @@ class SignalCritic(Critic):
             torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
-        # monochrome (toned or not): chroma is one hue scaled by luma everywhere, so what
-        # the best per-image fit rg ≈ a·y, yb ≈ b·y leaves is small (0 for grey, sepia)
-        y = (coarse * f.luma).sum(1).flatten(1)
-        y_energy = (y * y).sum(1, keepdim=True).clamp_min(1e-12)
-        rg_left = rg - (rg * y).sum(1, keepdim=True) / y_energy * y
-        yb_left = yb - (yb * y).sum(1, keepdim=True) / y_energy * y
-        spread = torch.addcmul(rg_left.square_(), yb_left, yb_left)
-        chroma_spread = spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
-        warmth, tint = self._cast(coarse[..., ::2, :] if large else coarse, f.luma)  # every 8th row
+        sparse = (coarse[..., ::2, :] if large else coarse).contiguous()  # every 8th row
         chroma_noise = self._chroma_noise(rows)
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
@@ -587,21 +597,17 @@ class SignalCritic(Critic):
             "crushed": _fraction(channel_max < 0.02),
             "gamut_clipped": _fraction(gamut_clipped),
             "banding": banding,
-            "cast": torch.hypot(warmth, tint),
-            "cast_warmth": warmth,
-            "cast_tint": tint,
             "chroma_noise": chroma_noise,
-            "chroma_spread": chroma_spread,
-        }
+        }, sparse
 
     def _measure(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
         """`measure` on contiguous images already on the device, in the working dtype,
         and the per-block planes `[B,N]` that `measure` reads for the whole batch at once
-        (small planes, many operations): block residual energy, block levels, and block
+        (small planes, many operations): block residual energy, block levels, block
         residual energy at half resolution (grain that JPEG has stripped of its finest
-        scale still shows there; so does some texture)."""
+        scale still shows there; so does some texture), and the colour sample."""
         luma = _luma(image, self._filters.luma)
-        colour = self._measure_colour(image)  # while the chunk is in cache
+        colour, sparse = self._measure_colour(image)  # while the chunk is in cache
         flat = luma.flatten(1)
         padded = _shifted_pad(luma, 1)
         half = _half(luma)
@@ -617,7 +623,7 @@ class SignalCritic(Critic):
         widths = self._edge_width(ratios)
         mean = flat.mean(1)
         contrast = torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2))
-        blocks = (block_energy, block_levels, self._block_noise_energy(_shifted_pad(half, 1)).flatten(1))
+        blocks = (block_energy, block_levels, self._block_noise_energy(_shifted_pad(half, 1)).flatten(1), sparse)
         return {
             **colour,
             "brightness": mean,
