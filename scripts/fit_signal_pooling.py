@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--leaves", type=int, default=4, help="dead-leaves scenes per size")
     parser.add_argument("--crops", type=int, default=3, help="random crops of each colour photo per size")
     parser.add_argument("--prior", type=float, default=0.05, help="pull of each weight towards 1")
-    parser.add_argument("--rank", type=float, default=10.0, help="weight of the MOS-falls-with-severity term")
+    parser.add_argument("--rank", type=float, default=3.0, help="weight of the MOS-falls-with-severity term")
     parser.add_argument("--min-weight", type=float, default=0.25, help="floor of every impairment's weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--version", default=datetime.date.today().isoformat(), help="version written to the file")
