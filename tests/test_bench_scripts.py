@@ -23,6 +23,13 @@ def test_signal_speed_prints_critic_and_classic_baseline():
     assert "classic recipe" in out and "signal critic" in out and "speed-up" in out
 
 
+def test_signal_quality_prints_fitted_and_hand_set_figures():
+    out = run_bench("signal_quality.py", "--size", "96", "--photos", "coffee", "--kinds", "gaussian_blur", "jpeg",
+                    "haze")
+    assert "Spearman(severity, MOS drop)" in out and "hand-set" in out and "ceiling" in out
+    assert "single kinds + mixes" in out and "held out from the fit" in out
+
+
 @pytest.mark.parametrize("shape", ["tiny-llava", "tiny-qwen2_vl"])
 def test_lmm_throughput_prints_all_rows(shape):
     out = run_bench("lmm_throughput.py", "--shape", shape, "--batch-sizes", "2", "--repeats", "1",

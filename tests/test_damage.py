@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from visualcritic_core.damage import DAMAGE_EFFECTS, DAMAGE_KINDS, apply_damage, sample_photos
+from visualcritic_core.damage import DAMAGE_EFFECTS, DAMAGE_KINDS, apply_damage, apply_damage_chain, sample_photos
 from visualcritic_core.report import ATTRIBUTES
 
 pytest.importorskip("skimage")
@@ -73,3 +73,37 @@ def test_bad_arguments_name_the_culprit(photos):
         apply_damage(photos[:, :1], "jpeg", 1)
     with pytest.raises(ValueError, match="float"):
         apply_damage((photos * 255).to(torch.uint8), "jpeg", 1)
+
+
+def test_damage_chain_applies_each_step_in_turn(photos):
+    chained = apply_damage_chain(photos, [("gaussian_blur", 2), ("jpeg", 3)], seed=5)
+    by_hand = apply_damage(apply_damage(photos, "gaussian_blur", 2, seed=5), "jpeg", 3, seed=1005)
+    assert torch.equal(chained, by_hand)
+    with pytest.raises(ValueError, match="steps"):
+        apply_damage_chain(photos, [])
+    with pytest.raises(ValueError, match="kind"):
+        apply_damage_chain(photos, [("gaussian_blur", 2), ("smudge", 1)])
+
+
+def test_texture_smoothing_keeps_edges_and_casts_keep_luma(photos):
+    """The waxy look removes fine texture, not edges; a white-balance cast moves colour,
+    not brightness; chroma noise leaves the luma alone."""
+    def luma(x):
+        return (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1)
+
+    smooth, blur = apply_damage(photos, "texture_smooth", 5), apply_damage(photos, "gaussian_blur", 2)
+    step = luma(photos).diff(dim=-1).abs()
+    edges = step > step.flatten(1).quantile(0.99, dim=1).view(-1, 1, 1)
+    texture = step < step.flatten(1).quantile(0.5, dim=1).view(-1, 1, 1)
+
+    def kept(x):
+        return float(luma(x).diff(dim=-1).abs()[edges].mean() / step[edges].mean())
+
+    assert kept(smooth) > kept(blur) + 0.1, (kept(smooth), kept(blur))
+    assert float(luma(smooth).diff(dim=-1).abs()[texture].mean()) < 0.7 * float(step[texture].mean())
+    for kind in ("warm_cast", "cool_cast"):
+        cast = apply_damage(photos, kind, 3)
+        assert float((luma(cast).mean() - luma(photos).mean()).abs()) < 0.03, kind
+    noisy = apply_damage(photos, "chroma_noise", 2)
+    assert float((luma(noisy) - luma(photos)).abs().mean()) < 0.01
+    assert float((noisy - photos).abs().mean()) > 0.02

@@ -1,10 +1,12 @@
 """Synthetic damage of real photos: the labelled examples critics are checked and trained on.
 
 `apply_damage(images, kind, severity, seed)` degrades float RGB images in 0..1 the way
-cameras, codecs and editors do (blur, sensor noise, JPEG blocking, pixelation, banding,
-exposure and colour errors), at five severities (1 = visible but mild, 5 = worst; each
-step strictly worse). `DAMAGE_EFFECTS` says which scores each kind should move and which
-way, and `sample_photos()` supplies scikit-image's bundled colour photographs to damage.
+cameras, codecs, editors and generators do (blur, sensor noise, JPEG blocking, pixelation,
+banding, exposure and colour errors, colour casts, chroma noise, haze, over-processing and
+the waxy texture loss of strong denoising), at five severities (1 = visible but mild,
+5 = worst; each step strictly worse); `apply_damage_chain` applies several at once.
+`DAMAGE_EFFECTS` says which scores each kind should move and which way, and
+`sample_photos()` supplies scikit-image's bundled colour photographs to damage.
 
 Everything is pure torch and batched except `jpeg`, which runs the real Pillow encoder
 image by image (real blocking and ringing, not an imitation). Random kinds draw from one
@@ -37,6 +39,12 @@ DAMAGE_EFFECTS: dict[str, dict[str, int]] = {
     "desaturate": {"mos": -1, "colorfulness": -1},
     "oversaturate": {"mos": -1, "colorfulness": +1},
     "oversharpen": {"mos": -1},
+    "texture_smooth": {"mos": -1},
+    "warm_cast": {"mos": -1},
+    "cool_cast": {"mos": -1},
+    "chroma_noise": {"mos": -1},
+    "haze": {"mos": -1, "brightness": +1, "contrast": -1, "colorfulness": -1},
+    "overprocess": {"mos": -1, "colorfulness": +1},
 }
 """For each damage kind, the scores ("mos" and attribute names) that should move as its
 severity rises: +1 up, -1 down. Scores not listed should not be relied on either way."""
@@ -57,9 +65,15 @@ _LEVELS: dict[str, tuple[float, ...]] = {
     "brighten": (0.03, 0.08, 0.16, 0.28, 0.45),          # fraction of pixels blown
     "contrast_loss": (0.72, 0.56, 0.42, 0.3, 0.2),       # contrast kept
     "contrast_boost": (1.5, 1.9, 2.4, 3.0, 3.8),         # contrast gain, then clipped
-    "desaturate": (0.65, 0.45, 0.28, 0.14, 0.0),         # saturation kept
+    "desaturate": (0.65, 0.45, 0.28, 0.14, 0.07),        # saturation kept (0 is black-and-white)
     "oversaturate": (1.6, 2.1, 2.7, 3.4, 4.3),           # chroma gain, then clipped
     "oversharpen": (1.5, 3.0, 5.0, 8.0, 12.0),           # unsharp-mask amount
+    "texture_smooth": (0.0006, 0.0012, 0.0025, 0.005, 0.01),  # guided-filter eps (variance smoothed)
+    "warm_cast": (0.06, 0.12, 0.2, 0.3, 0.42),           # white-balance error, red up / blue down
+    "cool_cast": (0.06, 0.12, 0.2, 0.3, 0.42),           # white-balance error, blue up / red down
+    "chroma_noise": (0.025, 0.045, 0.07, 0.1, 0.14),     # std of Cb/Cr noise (luma untouched)
+    "haze": (0.12, 0.24, 0.36, 0.5, 0.65),               # veil: share of the airlight
+    "overprocess": (1.3, 1.6, 2.0, 2.6, 3.3),            # processing strength (see _overprocess)
 }
 
 _PHOTOS: dict[str, tuple[str, int | None]] = {
@@ -121,6 +135,19 @@ def apply_damage(images: torch.Tensor, kind: str, severity: int, seed: int = 0) 
     x = batch.detach().float().clamp(0, 1)
     out = _DAMAGE[kind](x, _LEVELS[kind][severity - 1], seed).clamp(0, 1).to(dtype)
     return out[0] if single else out
+
+
+def apply_damage_chain(
+    images: torch.Tensor, steps: list[tuple[str, int]] | tuple[tuple[str, int], ...], seed: int = 0
+) -> torch.Tensor:
+    """Mixed damage: `apply_damage` for each `(kind, severity)` in turn (e.g. blur, then
+    JPEG: the order a camera and a codec apply them). Step k draws from `seed + 1000·k`."""
+    if not steps:
+        raise ValueError("steps must name at least one (kind, severity) pair")
+    out = images
+    for k, (kind, severity) in enumerate(steps):
+        out = apply_damage(out, kind, severity, seed=seed + 1000 * k)
+    return out
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -276,6 +303,78 @@ def _oversharpen(x: torch.Tensor, amount: float, seed: int) -> torch.Tensor:
     return x + amount * (x - _blur(x, 1.5))
 
 
+def _box(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a (2r+1)² window, edges replicated (two 1-D passes)."""
+    k = torch.full((2 * radius + 1,), 1.0 / (2 * radius + 1))
+    return _depthwise(_depthwise(x, k[None, :]), k[:, None])
+
+
+def _texture_smooth(x: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
+    """Waxy, over-denoised look: He et al.'s guided filter ("Guided Image Filtering", ECCV
+    2010), each channel guided by the luma, twice. Windows whose variance is well below
+    `eps` (texture, grain, skin pores) are flattened to their mean; strong edges (variance
+    far above `eps`) pass through, so the image is smoothed but not blurred."""
+    guide = _luma(x)
+    radius = 4
+    for _ in range(2):
+        mean_g = _box(guide, radius)
+        var_g = _box(guide * guide, radius) - mean_g ** 2
+        mean_x = _box(x, radius)
+        cov = _box(guide * x, radius) - mean_g * mean_x
+        a = cov / (var_g + eps)
+        b = mean_x - a * mean_g
+        x = _box(a, radius) * guide + _box(b, radius)
+        guide = _luma(x)
+    return x
+
+
+def _white_balance(x: torch.Tensor, red: float, blue: float) -> torch.Tensor:
+    """Channel gains in linear light, normalised so white's luma is kept."""
+    gains = torch.tensor([red, 1.0, blue], dtype=x.dtype, device=x.device)
+    gains = gains / (gains * torch.tensor(_LUMA, dtype=x.dtype, device=x.device)).sum()
+    return _from_linear(_to_linear(x) * gains.view(1, 3, 1, 1))
+
+
+def _warm_cast(x: torch.Tensor, error: float, seed: int) -> torch.Tensor:
+    """A white balance set too warm (tungsten preset in daylight): towards orange."""
+    return _white_balance(x, 1 + error, 1 - error)
+
+
+def _cool_cast(x: torch.Tensor, error: float, seed: int) -> torch.Tensor:
+    """A white balance set too cool (daylight preset under tungsten): towards blue."""
+    return _white_balance(x, 1 - error, 1 + error)
+
+
+# BT.601 colour-difference axes: adding c_b·CB + c_r·CR to RGB leaves the luma unchanged.
+_CB = (0.0, -0.344136, 1.772)
+_CR = (1.402, -0.714136, 0.0)
+
+
+def _chroma_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    """Colour speckle on clean luma (high-ISO chroma noise, bad VAE decodes): blotchy
+    (slightly blurred) noise of std `sigma` on Cb and Cr, the luma left as it was."""
+    b, _, h, w = x.shape
+    noise = _blur(_randn(x, (2, h, w), seed), 0.7)
+    noise = noise / noise.flatten(2).std(-1).clamp_min(1e-6)[..., None, None]
+    cb = torch.tensor(_CB, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    cr = torch.tensor(_CR, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return x + sigma * (noise[:, :1] * cb + noise[:, 1:] * cr)
+
+
+def _haze(x: torch.Tensor, veil: float, seed: int) -> torch.Tensor:
+    """Veiling glare / haze (Koschmieder's model with a uniform transmission): the image
+    blended toward a bright, neutral airlight."""
+    return x * (1 - veil) + 0.92 * veil
+
+
+def _overprocess(x: torch.Tensor, strength: float, seed: int) -> torch.Tensor:
+    """The over-cooked HDR/"clarity" look: local contrast boosted (unsharp mask of radius
+    8 px, amount 0.5·(strength−1)) and chroma raised by `strength`, then clipped."""
+    y = _luma(x)
+    y_boost = y + 0.5 * (strength - 1) * (y - _blur(y, 8.0))
+    return y_boost + (x - y) * strength
+
+
 _DAMAGE = {
     "gaussian_blur": _gaussian_blur,
     "motion_blur": _motion_blur,
@@ -291,4 +390,10 @@ _DAMAGE = {
     "desaturate": _desaturate,
     "oversaturate": _oversaturate,
     "oversharpen": _oversharpen,
+    "texture_smooth": _texture_smooth,
+    "warm_cast": _warm_cast,
+    "cool_cast": _cool_cast,
+    "chroma_noise": _chroma_noise,
+    "haze": _haze,
+    "overprocess": _overprocess,
 }

@@ -2,20 +2,34 @@
 
 `SignalCritic` measures what viewers notice in a photo — edge width (blur, motion blur),
 noise in flat areas, impulse specks, block/pixel grids, banding, exposure, clipping,
-contrast and colourfulness — as physical quantities, all images of a batch at once with
-plain torch ops (CUDA when present). Each attribute is a fixed monotone map of one
-measurement to 1..5 ("how much of it"). MOS comes from impairments: each measurement
-outside a comfortable range becomes an impairment in units of "clearly visible"
-(1 ≈ a moderate, obvious defect); the impairments are pooled with a Minkowski (p=2) sum
-and MOS = 1 + 4·exp(-D/2). More of brightness, contrast or colour is only good up to a
-band; beyond it (blown highlights, harsh contrast, garish colour) it is an impairment too.
+contrast and colourfulness, and the failures generated images show: texture smoothed away
+with the edges kept (the waxy "AI look"), colour casts and chroma noise — as physical
+quantities, all images of a batch at once with plain torch ops (CUDA when present). Each
+attribute is a fixed monotone map of one measurement to 1..5 ("how much of it"). MOS comes
+from impairments: each measurement outside a comfortable range becomes an impairment in
+units of "clearly visible" (1 ≈ a moderate, obvious defect); they are pooled by a weighted
+Minkowski sum D and MOS = 1 + 4·exp(-D/s), with weights, exponent and scale fitted to
+full-reference pseudo-MOS (`signal_pooling.py`, `signal_pooling.json`). More of brightness,
+contrast or colour is only good up to a band; beyond it (blown highlights, harsh contrast,
+garish colour) it is an impairment too. A monochrome image (black-and-white, toned or not)
+is a choice, not a dull colour photo.
 
 Noise and detail are measured separately so that noise is never taken for detail:
 noise is the robust level of a second-derivative residual in the flattest blocks
 (Immerkær's kernel), and sharpness is the edge width obtained from the ratio of fine- to
 coarse-scale gradient energy on strong edges, after removing the energy the measured
 noise contributes; the ratio is converted to an edge width by a table computed at
-start-up from ideal blurred edges (nothing is fitted to test photos).
+start-up from ideal blurred edges (nothing is fitted to test photos). Pixelation counts
+as lost detail in sharpness (crisp block edges, nothing finer than a block). Halos
+(over-sharpening) need strong edges that stand clear of the grain at half resolution:
+JPEG strips grain of its finest scale, so grain must not pass for edge detail.
+
+Generated-image failures: texture loss is the median fine-scale residual of blocks that
+carry structure at the 8-px scale over the 95th percentile of all blocks (the edges) —
+smoothing empties the first and keeps the second, blur lowers both, noise raises the
+first. Colour cast is what a white-patch and a grey-edge estimate, in log-chroma, agree
+on. Chroma noise is the fine-scale residual of R−G and B−G in the flattest row segments,
+beyond the share that comes with luma noise.
 
 Images are judged at a bounded working size (`max_side`, 512 px by default, the longer
 side): what a viewer sees on screen, at a cost independent of the file's size. Very
@@ -26,15 +40,18 @@ antialiased resize costs more than the smaller planes save.
 
 Speed: every measurement reads the full-resolution luma in a handful of shared passes
 (one padded copy, one row difference, one half-resolution copy); global statistics (colour,
-clipping, the banding histogram, impulse counts) read sampled rows; the four edge
-directions are handled one at a time; and on the CPU images are measured a couple at a
-time. All so that intermediate planes stay in cache: the work is memory-bound, not
-arithmetic-bound, and a plane that spills out of cache costs several times more.
+cast, chroma noise, clipping, the banding histogram, impulse counts) read sampled rows;
+texture reuses the noise estimate's block residuals; the four edge directions are handled
+one at a time; and on the CPU images are measured a couple at a time. All so that
+intermediate planes stay in cache: the work is memory-bound, not arithmetic-bound, and a
+plane that spills out of cache costs several times more.
 
-Known limits: smoothing that removes texture without blurring edges (strong denoising,
-WebP at very low quality) is not detected; black-and-white photos read as "dull"
-(MOS about 2.8 at best), as loss of colour is an impairment here; graphics with few flat
-colours read as banded; detail finer than the working size is not seen.
+Known limits: a colour cast that cancels a scene's own tone (a cool cast on a warm-lit
+scene) can go unseen, and a scene with no neutral surface and edges of one hue reads as
+cast (a retina photograph reads orange); texture loss in images that have little
+texture (studio shots) cannot be told from a clean render; thin bright lines (wires,
+lattices against sky) read as over-sharpened; graphics with few flat colours read as
+banded; detail finer than the working size is not seen.
 """
 from __future__ import annotations
 
@@ -48,6 +65,7 @@ import torch.nn.functional as F
 from ..images import resize_to_fit
 from ..report import QualityReport
 from .base import ALL_ITEMS, Critic, resolve_device
+from .signal_pooling import load_pooling
 
 # Working resolution: files are decoded to about this and batches reduced to it, so any
 # size costs about the same. Too small for blur/noise measurement below MIN_SIDE.
@@ -57,6 +75,10 @@ BLOCK = 8            # blocks for the noise estimate
 NOISE_QUANTILE = 0.2  # flattest fraction of blocks whose residual is read as noise
 GRID_PERIODS = tuple(range(2, 17))  # block/pixel grid periods looked for, px
 NOISE_MARGIN = 2.0  # noise energy removed from fine gradients, ×: err towards "not sharp"
+# Photos are rendered a little warm: the package photos' cast estimates centre on this
+# warmth (spread ±0.05), so a cool cast is judged from there, not from grey.
+WARM_NEUTRAL = 0.04
+CHROMA_SEGMENT = 32  # row segments, px, for the chroma noise estimate
 CPU_CHUNK_PIXELS = 1 << 19  # pixels measured together on the CPU (two 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
 
@@ -196,6 +218,7 @@ class SignalCritic(Critic):
         self._filters = SignalFilters().to(device=resolve_device(device), dtype=self.dtype)
         self._taps = self._filters.gauss.flatten().tolist()
         self._noise_gain, self._noise_energy = self._calibrate_noise()
+        self._chroma_gain = self._calibrate_chroma_noise()
         self._ratio_table = self._calibrate_edges()
 
     @staticmethod
@@ -234,6 +257,16 @@ class SignalCritic(Critic):
             float(fine[..., 4:-4, 4:-4].square().mean()) * _ENERGY_SCALE[0],
             float(coarse[..., 4:-4, 4:-4].square().mean()) * _ENERGY_SCALE[0],
         )
+
+    def _calibrate_chroma_noise(self) -> float:
+        """For white chroma noise (zero luma) of unit RMS per channel: the chosen low
+        quantile of segment residual energy (what such noise reads, as a factor)."""
+        generator = torch.Generator().manual_seed(0)
+        noise = torch.randn(1, 3, 128, 512, generator=generator).to(self._filters.luma)
+        chroma = noise - _luma(noise, self._filters.luma)
+        chroma = chroma / chroma.square().mean().sqrt()
+        energy = self._chroma_energy(chroma)
+        return float(energy.kthvalue(max(1, int(NOISE_QUANTILE * energy.shape[1]))).values)
 
     def _calibrate_edges(self) -> torch.Tensor:
         """Fine/coarse gradient-energy ratio of ideal edges blurred by each width in
@@ -320,12 +353,14 @@ class SignalCritic(Critic):
         frac = ((lo - ratio) / (lo - hi).clamp_min(1e-12)).clamp(0, 1)
         return widths[idx - 1] + frac * (widths[idx] - widths[idx - 1])
 
-    def _noise(self, padded: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
-        """Noise std from the residual of the flattest unclipped blocks, `[B]`."""
+    def _noise(self, padded: torch.Tensor, half: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise std from the residual of the flattest unclipped blocks `[B]`, with the
+        block residual energies `[B,N]` and block mean levels `[B,rows,cols]` it read
+        (the texture measurement reuses them)."""
         energy = self._block_noise_energy(padded)
         rows, cols = energy.shape[-2:]
-        level = F.avg_pool2d(half[..., : rows * BLOCK // 2, : cols * BLOCK // 2], BLOCK // 2)
-        energy, level = energy.flatten(1), level.flatten(1)
+        levels = F.avg_pool2d(half[..., : rows * BLOCK // 2, : cols * BLOCK // 2], BLOCK // 2)[:, 0]
+        energy, level = energy.flatten(1), levels.flatten(1)
         clipped = (level < 0.04) | (level > 0.96)
         clipped &= ~clipped.all(1, keepdim=True)
         # the k-th flattest block, k a fixed share of all blocks, but never a clipped
@@ -333,7 +368,111 @@ class SignalCritic(Critic):
         k = max(1, int(NOISE_QUANTILE * energy.shape[1]))
         low = energy.masked_fill(clipped, math.inf).kthvalue(k, dim=1).values
         low = torch.where(low.isinf(), energy.masked_fill(clipped, -math.inf).amax(1), low)
-        return torch.sqrt(low / self._noise_gain)
+        return torch.sqrt(low / self._noise_gain), energy, levels
+
+    @staticmethod
+    def _texture(energy: torch.Tensor, levels: torch.Tensor, contrast: torch.Tensor) -> torch.Tensor:
+        """How much fine detail the regions that should carry texture keep, relative to
+        the edges, `[B]` (about 0.15..0.3 for photos, near 0 once texture is smoothed away).
+
+        Per 8×8 block: its fine-scale (second-derivative) residual std `energy` `[B,N]`,
+        and its activity at the 8-px scale, the second difference across it of the block
+        means `levels` `[B,rows,cols]` (a smooth gradient, as in a sky, has none). The
+        median residual of the active blocks (real structure nearby: not sky or backdrop)
+        is divided by the 95th percentile of all blocks' (the edges). Blur lowers both,
+        so it leaves the ratio alone; edge-preserving smoothing empties the active blocks
+        while the edges stay. Noise only raises the ratio: noise never reads as texture
+        lost, and a noisy image is judged as noisy.
+        With no active blocks (a flat image) there is nothing to lose: 1."""
+        detail = energy.sqrt()
+        padded = F.pad(levels[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
+        centre = padded[:, 1:-1, 1:-1]
+        activity = (
+            (padded[:, 1:-1, :-2] + padded[:, 1:-1, 2:] - 2 * centre).abs()
+            + (padded[:, :-2, 1:-1] + padded[:, 2:, 1:-1] - 2 * centre).abs()
+        ).flatten(1) / 2
+        level = levels.flatten(1)
+        active = (activity > 0.05 * contrast[:, None]) & (level > 0.04) & (level < 0.96)
+        edges = detail.kthvalue(max(1, int(0.95 * detail.shape[1])), dim=1).values
+        textured = detail.masked_fill(~active, math.nan).nanmedian(1).values
+        ratio = textured / edges.clamp_min(1e-6)
+        return torch.where(active.any(1) & (edges > 1e-4), ratio, torch.ones_like(ratio))
+
+    @staticmethod
+    def _chroma_energy(rows: torch.Tensor) -> torch.Tensor:
+        """Mean squared second difference along rows of the two colour differences R−G and
+        B−G per CHROMA_SEGMENT-px row segment `[B,N]`: luma alone (grain, texture, edges:
+        the same change in every channel) gives 0, colour speckle does not. Read on every
+        other row given (the estimate is the same, at half the work)."""
+        b, _, h, w = rows.shape
+        rows = rows[..., ::2, :] if h >= 8 else rows
+        differences = rows[:, ::2] - rows[:, 1:2]  # R−G, B−G
+        d = differences[..., 2:] + differences[..., :-2] - 2 * differences[..., 1:-1]
+        residual = d.square_().sum(1)  # [B,h,w-2]
+        n = max(1, (w - 2) // CHROMA_SEGMENT)
+        length = min(CHROMA_SEGMENT, w - 2)
+        return residual[..., : n * length].reshape(b, -1, length).mean(-1)
+
+    def _chroma_noise(self, rows: torch.Tensor) -> torch.Tensor:
+        """Colour speckle, `[B]`: the RMS per channel of zero-luma chroma noise, from the
+        flattest (in chroma) row segments, read like the luma noise. JPEG's 4:2:0 chroma
+        and natural colour are smooth at this scale; sensor colour noise and chroma
+        speckle from a wrong decoder are not."""
+        energy = self._chroma_energy(rows)
+        rank = max(1, int(NOISE_QUANTILE * energy.shape[1]))
+        return torch.sqrt(energy.kthvalue(rank, dim=1).values / self._chroma_gain)
+
+    @staticmethod
+    def _chroma_spread(sample: torch.Tensor) -> torch.Tensor:
+        """Monochrome (toned or not) test `[B]`: chroma is one hue scaled by luma
+        everywhere, so what the best per-image fit rg ≈ a·y, yb ≈ b·y leaves is small
+        (0 for grey and sepia); its 99th percentile over the pixels of `sample`."""
+        r, g, b = sample.unbind(1)
+        rg, yb = (r - g).flatten(1), (0.5 * (r + g) - b).flatten(1)
+        y = (0.299 * r + 0.587 * g + 0.114 * b).flatten(1)
+        y_energy = (y * y).sum(1, keepdim=True).clamp_min(1e-12)
+        rg_left = rg - (rg * y).sum(1, keepdim=True) / y_energy * y
+        yb_left = yb - (yb * y).sum(1, keepdim=True) / y_energy * y
+        spread = torch.addcmul(rg_left.square_(), yb_left, yb_left)
+        return spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
+
+    @staticmethod
+    def _cast(sample: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Colour cast `[B]` ×2: warmth (red up and blue down: orange; negative: blue) and
+        tint (red and blue up against green: magenta; negative: green), in log-chroma.
+
+        A white-balance error or a wrong VAE multiplies the channels, which in log-chroma
+        (log R/G, log B/G) moves every pixel by the same amount, whatever its brightness.
+        Scene colour must not read as a cast, so two classic colour-constancy estimates
+        are taken, each fooled by different scenes: white patch (the mean log-chroma of
+        the brightest 5% of unclipped pixels: highlights and whites are neutral in most
+        photos) and grey edge (van de Weijer et al. 2007: the mean colour of edges is
+        neutral; log of each channel's mean absolute step over green's). A cast moves
+        both by the same amount; scene colour rarely moves both the same way, so only what
+        they share counts: the shorter of their projections on their mean direction (a
+        blue sky is blue by white patch but not by grey edge: no cast). Warmth is counted
+        from WARM_NEUTRAL, where well-balanced photos sit."""
+        b, _, h, w = sample.shape
+        flat = sample.reshape(b, 3, h * w)
+        luma = torch.addcmul(torch.addcmul(flat[:, 1] * weights[0, 1, 0, 0], flat[:, 0], weights[0, 0, 0, 0]),
+                             flat[:, 2], weights[0, 2, 0, 0])
+        luma = luma.masked_fill_((luma <= 0.1) | (flat.amax(1) >= 0.98), -1.0)  # too dark or clipped
+        # the brightest 5% of usable pixels (kthvalue: topk with many ties is slow)
+        count = h * w
+        threshold = luma.kthvalue(max(1, count - count // 20), dim=1, keepdim=True).values
+        keep = ((luma >= threshold) & (luma >= 0)).to(sample.dtype)
+        total = keep.sum(1).clamp_min(1)
+        logs = torch.log(flat + 0.03)  # the offset keeps dark, noisy pixels near neutral
+        u_white = ((logs[:, 0] - logs[:, 1]) * keep).sum(1) / total
+        v_white = ((logs[:, 2] - logs[:, 1]) * keep).sum(1) / total
+        steps = (sample[..., 1:] - sample[..., :-1]).abs_().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
+        u_edge, v_edge = torch.log(steps[:, 0] / steps[:, 1]), torch.log(steps[:, 2] / steps[:, 1])
+        white = torch.stack([(u_white - v_white) / 2 - WARM_NEUTRAL, (u_white + v_white) / 2], 1)
+        edge = torch.stack([(u_edge - v_edge) / 2 - WARM_NEUTRAL, (u_edge + v_edge) / 2], 1)
+        # what both estimates share: the shorter of their projections on their mean direction
+        direction = F.normalize(white + edge, dim=1)
+        shared = torch.minimum((white * direction).sum(1), (edge * direction).sum(1)).clamp_min(0)
+        return (shared[:, None] * direction).unbind(1)
 
     @staticmethod
     def _impulses(luma: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
@@ -404,27 +543,38 @@ class SignalCritic(Critic):
         """All measurements of a `[B,3,H,W]` batch in 0..1, each a `[B]` tensor (the batch
         is only read; `score` gives it clamped to 0..1). On the CPU, images are measured
         a few at a time (`CPU_CHUNK_PIXELS`): the work is memory-bound, and the dozen
-        planes each image passes through then stay in cache."""
+        planes each image passes through then stay in cache. The statistics of small
+        per-block planes are then taken for the whole batch at once."""
         if min(batch.shape[-2:]) < MIN_SIDE:
             batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
         image = batch.to(device=self._filters.luma.device, dtype=self.dtype)
         if image.device.type != "cpu":
-            return self._measure(image.contiguous())
-        # contiguous per chunk: channels-last input (ComfyUI's layout) is copied a chunk at
-        # a time, and every layout gives the same numbers
-        per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
-        parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
-        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+            m, blocks = self._measure(image.contiguous())
+        else:
+            # contiguous per chunk: channels-last input (ComfyUI's layout) is copied a chunk
+            # at a time, and every layout gives the same numbers
+            per_chunk = max(1, CPU_CHUNK_PIXELS // (image.shape[-2] * image.shape[-1]))
+            parts = [self._measure(chunk.contiguous()) for chunk in image.split(per_chunk)]
+            m = {name: torch.cat([part[0][name] for part in parts]) for name in parts[0][0]}
+            blocks = [torch.cat(planes) for planes in zip(*(part[1] for part in parts))]
+        energy, levels, coarse_energy, sparse = blocks
+        m["coarse_noise"] = 2 * torch.sqrt(  # half-resolution noise, in full-resolution units
+            coarse_energy.kthvalue(max(1, int(NOISE_QUANTILE * coarse_energy.shape[1])), dim=1).values
+            / self._noise_gain)
+        m["texture"] = self._texture(energy, levels, m["contrast"])
+        warmth, tint = self._cast(sparse, self._filters.luma)
+        m.update(cast=torch.hypot(warmth, tint), cast_warmth=warmth, cast_tint=tint,
+                 chroma_spread=self._chroma_spread(sparse))
+        return m
 
-    def _measure(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """`measure` on images already on the device, in the working dtype."""
+    def _measure_colour(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The colour and tone statistics of `measure`, on images already on the device.
+        They read every fourth row (whole rows: contiguous reads): the histogram for
+        banding, clipping on pairs of pixels, colour on runs of four (colour is judged at
+        a coarser scale than noise, so chroma noise does not read as colourfulness), chroma
+        noise every eighth row at full resolution; and the colour sample of every eighth
+        row that `measure` reads the cast and the monochrome test from."""
         f = self._filters
-        luma = _luma(image, f.luma)
-        flat = luma.flatten(1)
-        # Global colour statistics read every fourth row (whole rows: contiguous reads):
-        # the histogram for banding, clipping on pairs of pixels, colour on runs of four
-        # (colour is judged at a coarser scale than noise, so chroma noise does not read
-        # as colourfulness).
         large = min(image.shape[-2:]) >= 64
         rows = image[..., ::4, :] if large else image
         banding = self._banding(rows)
@@ -437,9 +587,28 @@ class SignalCritic(Critic):
             torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
+        sparse = (coarse[..., ::2, :] if large else coarse).contiguous()  # every 8th row
+        chroma_noise = self._chroma_noise(rows)
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
+        return {
+            "colorfulness": colorfulness,
+            "blown": _fraction(channel_min > 0.98),
+            "crushed": _fraction(channel_max < 0.02),
+            "gamut_clipped": _fraction(gamut_clipped),
+            "banding": banding,
+            "chroma_noise": chroma_noise,
+        }, sparse
 
+    def _measure(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        """`measure` on contiguous images already on the device, in the working dtype,
+        and the per-block planes `[B,N]` that `measure` reads for the whole batch at once
+        (small planes, many operations): block residual energy, block levels, block
+        residual energy at half resolution (grain that JPEG has stripped of its finest
+        scale still shows there; so does some texture), and the colour sample."""
+        luma = _luma(image, self._filters.luma)
+        colour, sparse = self._measure_colour(image)  # while the chunk is in cache
+        flat = luma.flatten(1)
         padded = _shifted_pad(luma, 1)
         half = _half(luma)
         steps = (luma[..., 1:] - luma[..., :-1]).abs_()
@@ -447,19 +616,18 @@ class SignalCritic(Critic):
         grid, period = self._grid(
             steps.mean(dim=(1, 2)), (luma[..., 1:, :] - luma[..., :-1, :]).abs_().mean(dim=(1, 3))
         )
-        noise = self._noise(padded, half)
+        noise, block_energy, block_levels = self._noise(padded, half)
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
         ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var), noise_var)
         widths = self._edge_width(ratios)
         mean = flat.mean(1)
+        contrast = torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2))
+        blocks = (block_energy, block_levels, self._block_noise_energy(_shifted_pad(half, 1)).flatten(1), sparse)
         return {
+            **colour,
             "brightness": mean,
-            "contrast": torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2)),
-            "colorfulness": colorfulness,
-            "blown": _fraction(channel_min > 0.98),
-            "crushed": _fraction(channel_max < 0.02),
-            "gamut_clipped": _fraction(gamut_clipped),
+            "contrast": contrast,
             "noise": noise,
             "impulse_noise": impulse_noise,
             "edge_width": widths.amax(1),
@@ -468,15 +636,17 @@ class SignalCritic(Critic):
             "edge_strength": strengths.amax(1),
             "grid": grid,
             "grid_period": period.to(self.dtype),
-            "banding": banding,
-        }
+        }, blocks
 
     # -- judgement ----------------------------------------------------------------------
     def attributes(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Fixed monotone maps of single measurements to 1..5 ("how much of it")."""
+        """Fixed monotone maps of single measurements to 1..5 ("how much of it").
+        Sharpness counts pixelation as lost detail: p×p blocks have crisp block edges but
+        no detail finer than p px, like an edge blurred by about 0.4·p."""
         noise = torch.sqrt(m["noise"] ** 2 + m["impulse_noise"] ** 2)
         has_edges = (m["edge_strength"] / 0.008).clamp(0, 1)  # flat images: unknown → 3
-        sharp = 1 + 4 * torch.exp(-F.relu(m["edge_width"] - 0.5) / 1.5)
+        width = torch.sqrt(m["edge_width"] ** 2 + (0.4 * _pixel_size(m)) ** 2)
+        sharp = 1 + 4 * torch.exp(-F.relu(width - 0.5) / 1.5)
         return {
             "brightness": 1 + 4 * torch.sigmoid((m["brightness"] - 0.45) / 0.12),
             "colorfulness": 1 + 4 * torch.tanh(m["colorfulness"] / 75),
@@ -486,9 +656,13 @@ class SignalCritic(Critic):
         }
 
     def impairments(self, m: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Each defect in units of "clearly visible" (about 1 = moderate, obvious)."""
+        """Each defect in units of "clearly visible" (about 1 = moderate, obvious).
+        A monochrome image (no chroma variation anywhere: black-and-white, toned or not)
+        is a choice, not a dull colour photo: it keeps a fifth of the dull impairment, and
+        its tone (sepia, cyanotype) is no colour cast."""
         has_edges = (m["edge_strength"] / 0.008).clamp(0, 1)
         sharpest = float(self._ratio_table[0])
+        monochrome = _monochrome(m)
         return {
             "blur": has_edges * _soft(m["edge_width"] - 1.0, 0.3) / 1.2,
             "noise": _soft(m["noise"] - 0.006, 0.003) / 0.03,
@@ -499,22 +673,42 @@ class SignalCritic(Critic):
             "bright": _soft(m["brightness"] - 0.62, 0.03) / 0.12 + _soft(m["blown"] - 0.02, 0.01) / 0.08,
             "flat": _soft(0.15 - m["contrast"], 0.02) / 0.07,
             "harsh": _soft(m["contrast"] - 0.3, 0.02) / 0.07,
-            "dull": _soft(35 - m["colorfulness"], 6) / 22,
+            "dull": (1 - 0.8 * monochrome) * _soft(35 - m["colorfulness"], 6) / 22,
             "garish": _soft(m["colorfulness"] - 90, 8) / 35 + _soft(m["gamut_clipped"] - 0.05, 0.02) / 0.3,
             # beyond the sharpest optical edge by a margin: fine texture alone stays below it
-            "oversharpened": has_edges * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
+            "oversharpened": self._halo_edges(m) * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
+            # photos keep 0.15..0.3 of their edges' fine detail in textured regions
+            "texture_loss": has_edges * _soft(0.12 - m["texture"], 0.02) / 0.06,
+            # package photos read up to 0.055; R×1.3, B×0.7 in linear light moves it by 0.135
+            # monochrome: toning is a choice; garish: whites lost to clipping, no evidence left
+            "colour_cast": (1 - monochrome) * (1 - ((m["gamut_clipped"] - 0.05) / 0.2).clamp(0, 1))
+            * _soft(m["cast"] - 0.05, 0.01) / 0.05,
+            # beyond the chroma that comes with luma noise (sensor noise carries some)
+            "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
+
+    def _halo_edges(self, m: dict[str, torch.Tensor]) -> torch.Tensor:
+        """How far edges can show halos `[B]`, 0..1: edges must be strong (0.02 RMS) and
+        stand well clear of what grain makes of the coarse gradients. JPEG strips grain of
+        its finest scale in the flattest blocks, so the noise estimate reads low and the
+        grain left elsewhere looked like edge detail beyond any optical edge: grainy JPEG
+        skies were called over-sharpened (issue 11). The grain's coarse-gradient RMS is
+        estimated from the half-resolution noise reading, which JPEG leaves standing."""
+        grain = math.sqrt(self._noise_energy[1]) * m["coarse_noise"]
+        stands_out = ((m["edge_strength"] / grain.clamp_min(1e-6) - 5) / 5).clamp(0, 1)
+        return (m["edge_strength"] / 0.02).clamp(0, 1) * stands_out
 
     def _score_batch(self, batch: torch.Tensor, describe: bool) -> list[QualityReport]:
         m = self.measure(batch)
         attributes = self.attributes(m)
         impairments = self.impairments(m)
-        pooled = torch.sqrt(sum(d ** 2 for d in impairments.values()))
-        mos = (1 + 4 * torch.exp(-pooled / 2)).clamp(1, 5)
+        mos = load_pooling().mos(impairments)
         mos_list = mos.double().cpu().tolist()
         attribute_lists = {k: v.clamp(1, 5).double().cpu().tolist() for k, v in attributes.items()}
         impairment_lists = {k: v.double().cpu().tolist() for k, v in impairments.items()}
-        extra = {k: m[k].double().cpu().tolist() for k in ("edge_anisotropy", "grid_period")}
+        m["monochrome"] = _monochrome(m)
+        extra = {k: m[k].double().cpu().tolist()
+                 for k in ("edge_anisotropy", "edge_strength", "grid_period", "cast_warmth", "cast_tint", "monochrome")}
         reports = []
         for i, value in enumerate(mos_list):
             attrs = {k: v[i] for k, v in attribute_lists.items()}
@@ -522,22 +716,41 @@ class SignalCritic(Critic):
             reports.append(QualityReport(
                 mos=value,
                 attributes=attrs,
-                description=_describe(defects, attrs, extra["edge_anisotropy"][i], extra["grid_period"][i]),
+                description=_describe(defects, attrs, {k: v[i] for k, v in extra.items()}),
                 critic=self.spec,
             ))
         return reports
 
 
+def _pixel_size(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Side of the pixel blocks seen, px `[B]`: the grid period, weighted by how close
+    the grid strength comes to that of perfect p×p pixelation (p); 0 without a grid."""
+    period = m["grid_period"]
+    return ((m["grid"] - 1.2) / (period - 1.2)).clamp(0, 1) * period
+
+
+def _monochrome(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """1 where chroma hardly varies anywhere (99th percentile of its spread below 0.005),
+    0 from 0.015 on: a colour photo desaturated to 7% of its colour still spreads 0.014..0.05."""
+    return ((0.015 - m["chroma_spread"]) / 0.01).clamp(0, 1)
+
+
+def _cast_direction(warmth: float, tint: float) -> str:
+    if abs(warmth) >= abs(tint):
+        return "orange" if warmth > 0 else "blue"
+    return "magenta" if tint > 0 else "green"
+
+
 _NOTICEABLE = 0.35  # impairment at which a defect is worth naming
 
 
-def _describe(defects: dict[str, float], attrs: dict[str, float], anisotropy: float, period: float) -> str:
+def _describe(defects: dict[str, float], attrs: dict[str, float], extra: dict[str, float]) -> str:
     """One sentence from the measurements: what is good, then the worst defects."""
     words = {
-        "blur": "smeared by motion blur" if anisotropy > 1.6 else "blurry",
+        "blur": "smeared by motion blur" if extra["edge_anisotropy"] > 1.6 else "blurry",
         "noise": "noisy in flat areas",
         "specks": "speckled with impulse noise",
-        "grid": "blocky from heavy compression" if round(period) in (8, 16) else "pixelated",
+        "grid": "blocky from heavy compression" if round(extra["grid_period"]) in (8, 16) else "pixelated",
         "banding": "posterised (visible banding)",
         "dark": "too dark (crushed shadows)",
         "bright": "overexposed (blown highlights)",
@@ -546,16 +759,24 @@ def _describe(defects: dict[str, float], attrs: dict[str, float], anisotropy: fl
         "dull": "dull in colour",
         "garish": "garishly oversaturated",
         "oversharpened": "over-sharpened (halos along edges)",
+        "texture_loss": "waxy, texture smoothed away",
+        "colour_cast": f"colour cast towards {_cast_direction(extra['cast_warmth'], extra['cast_tint'])}",
+        "chroma_noise": "speckled with colour noise",
     }
-    problems = sorted((d for d in defects if defects[d] >= _NOTICEABLE), key=defects.get, reverse=True)
+    monochrome = extra["monochrome"] > 0.5  # a choice, not a dull colour photo
+    problems = sorted((d for d in defects if defects[d] >= _NOTICEABLE and not (monochrome and d == "dull")),
+                      key=defects.get, reverse=True)
     goods = []
-    if max(defects["blur"], defects["oversharpened"]) < _NOTICEABLE and attrs["sharpness"] >= 3:
+    edges = extra["edge_strength"] >= 0.008  # only an image with edges can be called sharp
+    if max(defects["blur"], defects["oversharpened"]) < _NOTICEABLE and attrs["sharpness"] >= 3 and edges:
         goods.append("sharp")
     if max(defects["dark"], defects["bright"]) < _NOTICEABLE:
         goods.append("well exposed")
-    if max(defects["noise"], defects["specks"]) < _NOTICEABLE:
+    if max(defects["noise"], defects["specks"], defects["chroma_noise"]) < _NOTICEABLE:
         goods.append("clean")
-    if max(defects["dull"], defects["garish"]) < _NOTICEABLE:
+    if monochrome:
+        goods.append("black and white")
+    elif max(defects["dull"], defects["garish"], defects["colour_cast"]) < _NOTICEABLE:
         goods.append("naturally coloured")
     if not problems:
         return f"{_join(goods).capitalize()}, with no visible damage."
