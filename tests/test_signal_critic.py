@@ -381,7 +381,7 @@ def test_colour_cast_is_seen_with_its_direction(critic, photos, direction):
 
 
 def test_colour_cast_is_named_in_the_description(critic, photos):
-    report = critic.score(_cast(photos["astronaut"], _CASTS["blue"]), describe=True)[0]
+    report = critic.score([_cast(photos["astronaut"], _CASTS["blue"])], describe=True)[0]
     assert "colour cast towards blue" in report.description, report.description
 
 
@@ -393,7 +393,7 @@ def test_chroma_noise_fires_on_colour_speckle_not_on_sensor_noise(critic, photos
     # sensor-like noise (mostly luma, some chroma) is named as noise, not colour speckle
     sensor = _impairments(critic, [apply_damage(clean[0], "gaussian_noise", s) for s in range(1, 6)])
     assert (sensor["chroma_noise"] < NOTICEABLE).all() and (sensor["noise"] >= NOTICEABLE).all(), sensor
-    report = critic.score(speckled[0], describe=True)[0]
+    report = critic.score(speckled[:1], describe=True)[0]
     assert "colour noise" in report.description, report.description
 
 

