@@ -5,9 +5,11 @@ ComfyUI itself is imported inside the node functions.
 """
 from .gated_sampler import VisualCriticGatedKSampler
 from .loader import VisualCriticLoader
+from .objective import VisualCriticObjective
 from .prompt_feedback import VisualCriticPromptFeedback
 from .report import VisualCriticReport
 from .rerank import VisualCriticRerank
+from .sample_images import VisualCriticSampleImages
 from .score import VisualCriticScore
 
 NODE_CLASS_MAPPINGS = {
@@ -17,6 +19,8 @@ NODE_CLASS_MAPPINGS = {
     "VisualCriticGatedKSampler": VisualCriticGatedKSampler,
     "VisualCriticReport": VisualCriticReport,
     "VisualCriticPromptFeedback": VisualCriticPromptFeedback,
+    "VisualCriticObjective": VisualCriticObjective,
+    "VisualCriticSampleImages": VisualCriticSampleImages,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticLoader": "VisualCritic Loader",
@@ -25,4 +29,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticGatedKSampler": "VisualCritic Gated KSampler",
     "VisualCriticReport": "VisualCritic Report",
     "VisualCriticPromptFeedback": "VisualCritic Prompt Feedback",
+    "VisualCriticObjective": "VisualCritic Objective",
+    "VisualCriticSampleImages": "VisualCritic Sample Images",
 }

@@ -5,7 +5,8 @@ red → yellow → green), the objective score and AI-generated share when given
 chart of the five attributes (1..5) and a label. The panel scales with the image and sheds
 detail when the image is too small for it, so it stays legible from 64 px to 8K.
 `contact_sheet` lays out many images as letterboxed tiles with their panels;
-`overlay_batch` does the drawing on a ComfyUI `[B,H,W,3]` IMAGE batch.
+`overlay_batch` does the drawing on a ComfyUI `[B,H,W,3]` IMAGE batch. `draw_badge` is the
+few-words version for previews that a UI shows shrunk to thumbnails.
 """
 from __future__ import annotations
 
@@ -155,6 +156,33 @@ def draw_scores(
         if row[0] == "label":
             pw = max(pw, min(w - 2, _text_width(row[1], size) + 2 * pad))
     _draw_panel(canvas, rows, size, pw, ph, heights, pw - 2 * pad)
+    return canvas.convert("RGB")
+
+
+def draw_badge(image: Any, report: QualityReport, score: float | None = None, label: str | None = None) -> Image.Image:
+    """The image (same size, RGB) with only MOS, the objective score and `label`, in letters
+    sized to the image (MOS ~1/8 of its shorter side), so they stay readable when a UI shows
+    the picture as a 100–200 px thumbnail. `draw_scores` is the detailed panel."""
+    canvas = to_pil(image).convert("RGBA")
+    w, h = canvas.size
+    big = max(_MIN_FONT, round(0.125 * min(w, h)))
+    small = max(_MIN_FONT, round(0.08 * min(w, h)))
+    rows = [(f"MOS {report.mos:.2f}", big, _score_colour(report.mos))]
+    if score is not None:
+        rows.append((f"score {score:.2f}", small, _score_colour(score)))
+    if label:
+        rows.append((label, small, _TEXT))
+    pad = max(1, small // 3)
+    width = min(w, max(_text_width(text, size) for text, size, _ in rows) + 2 * pad)
+    heights = [round(size * 1.2) for _, size, _ in rows]
+    overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle((0, 0, width, min(h, sum(heights) + 2 * pad)), fill=_PANEL)
+    y = pad
+    for (text, size, colour), height in zip(rows, heights):
+        draw.text((pad, y), _fit(text, size, width - 2 * pad), font=_font(size), fill=colour)
+        y += height
+    canvas.alpha_composite(overlay)
     return canvas.convert("RGB")
 
 
