@@ -243,11 +243,13 @@ def contact_sheet(
     scores: Sequence[float | None] | None = None,
     columns: int | None = None,
     tile: int = 256,
+    compact: bool = False,
 ) -> Image.Image:
     """A grid of `tile`-pixel tiles, in the given order, each with its scores drawn on.
 
     `images` may hold file paths (read one at a time at tile size) as well as anything
-    `draw_scores` accepts. `columns` defaults to a near-square grid.
+    `draw_scores` accepts. `columns` defaults to a near-square grid. `compact` draws the
+    few-words `draw_badge` instead of the full panel, for sheets shown small (thumbnails).
     """
     n = len(images)
     if n == 0:
@@ -266,7 +268,7 @@ def contact_sheet(
     gap = max(2, tile // 64)
     sheet = Image.new("RGB", (columns * tile + (columns + 1) * gap, rows * tile + (rows + 1) * gap), (0, 0, 0))
     for i, (image, report) in enumerate(zip(images, reports)):
-        drawn = draw_scores(
+        drawn = (draw_badge if compact else draw_scores)(
             _tile(image, tile), report,
             score=None if scores is None else scores[i],
             label=None if labels is None else labels[i],

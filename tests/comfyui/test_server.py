@@ -157,14 +157,17 @@ def test_best_of_n_puts_the_top_scored_image_first(comfy):
     assert len(overlaid) == 4
     for shown, plain in zip(overlaid, raw):
         assert shown.shape == plain.shape and not np.array_equal(shown, plain)
-    # The Score node itself shows every image with its scores drawn on, served like any preview.
+    # The Score node itself shows every image with its scores drawn on, served like any preview:
+    # enlarged to 512 px (pixels repeated) so the drawn scores stay legible as thumbnails.
     previews = outputs["8"]["images"]
     assert len(previews) == 4 and all(p["type"] == "temp" for p in previews)
     for preview, plain in zip(previews, raw):
         query = urllib.parse.urlencode({"filename": preview["filename"], "subfolder": "", "type": "temp"})
         with urllib.request.urlopen(f"{comfy.url}/view?{query}", timeout=30) as resp:
             shown = np.asarray(Image.open(io.BytesIO(resp.read())).convert("RGB"))
-        assert shown.shape == plain.shape and not np.array_equal(shown, plain)
+        enlarged = plain.repeat(8, axis=0).repeat(8, axis=1)
+        assert shown.shape == enlarged.shape and not np.array_equal(shown, enlarged)
+        assert np.abs(shown[-128:, -128:].astype(int) - enlarged[-128:, -128:]).max() <= 1  # outside the badge: the image
 
 
 def _gated(threshold: float, max_attempts: int, per_attempt: int, sampler: str = "euler_ancestral") -> dict:
