@@ -56,7 +56,7 @@ def candidates_for(name: str, workflow: dict) -> tuple[torch.Tensor, list[str]]:
     return images, ["clean"] + kinds
 
 
-def render(name: str, critic) -> Path:
+def render(name: str, critic, out_dir: Path = WORKFLOWS) -> Path:
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
     objective_widgets = _widgets(workflow, "VisualCriticObjective")
     objective = Objective.parse(objective_widgets[0] if objective_widgets else None)
@@ -69,9 +69,9 @@ def render(name: str, critic) -> Path:
         scores=[objective.score(reports[i]) for i in order],
         columns=3 if len(order) > 4 else 2, tile=TILE, compact=True,  # cards are small: few, big words
     )
-    out = WORKFLOWS / f"{name}.jpg"
+    out = Path(out_dir) / f"{name}.jpg"
     sheet.save(out, quality=88)
-    print(f"{out.relative_to(REPO)}: {sheet.width}x{sheet.height}, objective {objective.to_text()}, "
+    print(f"{out}: {sheet.width}x{sheet.height}, objective {objective.to_text()}, "
           f"best {labels[order[0]]} ({objective.score(reports[order[0]]):.2f})")
     return out
 
