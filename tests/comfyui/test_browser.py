@@ -45,10 +45,6 @@ def page(comfy):
     # e.g. '{"Comfy.VueNodes.Enabled": true}' for the "Nodes 2.0" renderer of frontend 1.3x+
     settings = {"Comfy.TutorialCompleted": True, **json.loads(os.environ.get("VISUALCRITIC_BROWSER_SETTINGS", "{}"))}
     comfy.post("/settings", settings)
-    # The other tests ran these graphs through /prompt already; empty ComfyUI's cache (as for a
-    # user's first run) so the page's runs execute rather than replay cached results.
-    comfy.post("/free", {"free_memory": True, "unload_models": True})
-    time.sleep(2.0)  # the prompt worker applies the flag between prompts, within about a second
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_script_timeout(RUN_TIMEOUT)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -67,7 +63,6 @@ def _open(driver, url: str) -> None:
     _wait(driver, "return !!(window.app && window.app.graph && window.LiteGraph && window.app.canvas"
                   " && (window.app.extensions || []).some(e => e.name === 'VisualCritic.NodeText'))",
           what="ComfyUI's frontend with the VisualCritic extension", timeout=PAGE_TIMEOUT)
-    time.sleep(2.0)  # let the 1.x frontend finish restoring its startup workflow before we load ours
 
 
 def _wait(driver, script: str, *args, what: str, timeout: float = RUN_TIMEOUT):
@@ -95,12 +90,6 @@ def _load(driver, workflow: dict, scale: float = 0.45) -> dict:
         const [workflow, scale, done] = arguments;
         (async () => {
             await window.app.loadGraphData(JSON.parse(JSON.stringify(workflow)));
-            // Settled when the text boxes on the page are those of the graph's own nodes: a
-            // frontend still starting up (1.x, busy CPU) may swap the graph once more.
-            const mounted = () => (window.app.graph._nodes || window.app.graph.nodes).every(
-                n => (n.widgets || []).every(w => !w.inputEl || w.inputEl.isConnected));
-            for (let i = 0; i < 40 && !mounted(); i++) await new Promise(r => setTimeout(r, 250));
-            if (!mounted()) await window.app.loadGraphData(JSON.parse(JSON.stringify(workflow)));
             await new Promise(r => setTimeout(r, 500));
             const canvas = window.app.canvas;
             canvas.ds.scale = scale; canvas.ds.offset = [20, 40]; canvas.setDirty(true, true);
@@ -128,25 +117,6 @@ def _queue_and_wait(driver, comfy) -> dict:
         time.sleep(0.3)
     _shot(driver, "queue-timeout")
     raise AssertionError("the page queued nothing")
-
-
-# The page fetched these preview files from the server's /view (whichever frontend draws them;
-# a frontend showing one preview at a time fetches the first only, so callers pass the first).
-FETCHED = """
-    const fetched = performance.getEntriesByType('resource').map(e => decodeURIComponent(e.name))
-        .filter(name => name.includes('/view?'));
-    return arguments[0].every(f => fetched.some(name => name.includes('filename=' + f)));
-"""
-
-
-def _show_node(driver, node_id: int) -> None:
-    """Zoom to 100% with the node near the top left, as a user looking at it would."""
-    driver.execute_script("""
-        const node = window.app.graph.getNodeById(arguments[0]);
-        const canvas = window.app.canvas;
-        canvas.ds.scale = 1; canvas.ds.offset = [120 - node.pos[0], 140 - node.pos[1]]; canvas.setDirty(true, true);
-    """, node_id)
-    time.sleep(0.5)
 
 
 def _tiny(workflow: dict) -> dict:
@@ -223,9 +193,14 @@ def test_score_and_sort_runs_from_the_page_and_shows_previews_and_text(page, com
     entry = _queue_and_wait(page, comfy)
     score, rerank = ids["VisualCriticScore"], ids["VisualCriticRerank"]
     for node_id in (score, rerank):
-        _show_node(page, node_id)
-        wanted = [p["filename"] for p in entry["outputs"][str(node_id)]["images"]][:1]
-        _wait(page, FETCHED, wanted, what=f"node {node_id}'s previews on the page")
+        wanted = {p["filename"] for p in entry["outputs"][str(node_id)]["images"]}
+        _wait(page, """
+            const node = window.app.graph.getNodeById(arguments[0]);
+            const loaded = i => i && i.complete && i.naturalWidth > 0;
+            const srcs = (node.imgs || []).filter(loaded).map(i => i.src)
+                .concat([...document.images].filter(loaded).map(i => i.src));
+            return arguments[1].every(f => srcs.some(s => s.includes(f)));
+        """, node_id, sorted(wanted), what=f"node {node_id}'s previews on the page")
     shown = _wait(page, """
         const boxes = [...document.querySelectorAll('textarea')].map(t => t.value);
         return boxes.some(v => v.startsWith('objective: mos=1')) && boxes.some(v => v.startsWith('#0: MOS'))
@@ -233,7 +208,12 @@ def test_score_and_sort_runs_from_the_page_and_shows_previews_and_text(page, com
     """, what="Score, Rerank and Sample Images text on the page")
     assert any(box.startswith("#0: MOS") and "#5: MOS" in box for box in shown)  # Score: every image of the batch
     _shot(page, "ran-score_and_sort")
-    _show_node(page, rerank)
+    page.execute_script("""
+        const node = window.app.graph.getNodeById(arguments[0]);
+        const canvas = window.app.canvas;
+        canvas.ds.scale = 1; canvas.ds.offset = [120 - node.pos[0], 140 - node.pos[1]]; canvas.setDirty(true, true);
+    """, rerank)
+    time.sleep(0.5)
     _shot(page, "ran-score_and_sort-rerank-100pct")
 
 
@@ -267,7 +247,12 @@ def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
     _load(page, workflow)
     again = _queue_and_wait(page, comfy)
     assert any(kind == "execution_cached" and str(rerank) in data["nodes"] for kind, data in again["status"]["messages"])
-    wanted = [p["filename"] for p in first["outputs"][str(rerank)]["images"]][:1]
-    _show_node(page, rerank)
-    _wait(page, FETCHED, wanted, what="Rerank's previews after the cached re-run")
+    wanted = [p["filename"] for p in first["outputs"][str(rerank)]["images"]]
+    _wait(page, """
+        const node = window.app.graph.getNodeById(arguments[0]);
+        const loaded = i => i && i.complete && i.naturalWidth > 0;
+        const srcs = (node.imgs || []).filter(loaded).map(i => i.src)
+            .concat([...document.images].filter(loaded).map(i => i.src));
+        return arguments[1].every(f => srcs.some(s => s.includes(f)));
+    """, rerank, wanted, what="Rerank's previews after the cached re-run")
     _shot(page, "cached-rerun-score_and_sort")
