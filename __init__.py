@@ -32,4 +32,6 @@ except Exception as err:  # a broken optional dependency must not take ComfyUI d
     _log.error("VisualCritic nodes not loaded: %s", err)
     NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+WEB_DIRECTORY = "./web"  # the frontend extension that shows the nodes' text results (plain JS, no build step)
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]

@@ -7,10 +7,12 @@ from .gated_sampler import VisualCriticGatedKSampler
 from .keep_better import VisualCriticKeepBetter
 from .language_model import VisualCriticLanguageModelLoader
 from .loader import VisualCriticLoader
+from .objective import VisualCriticObjective
 from .prompt_feedback import VisualCriticPromptFeedback
 from .quality_map import VisualCriticQualityMap
 from .report import VisualCriticReport
 from .rerank import VisualCriticRerank
+from .sample_images import VisualCriticSampleImages
 from .score import VisualCriticScore
 
 NODE_CLASS_MAPPINGS = {
@@ -23,6 +25,8 @@ NODE_CLASS_MAPPINGS = {
     "VisualCriticLanguageModelLoader": VisualCriticLanguageModelLoader,
     "VisualCriticQualityMap": VisualCriticQualityMap,
     "VisualCriticKeepBetter": VisualCriticKeepBetter,
+    "VisualCriticObjective": VisualCriticObjective,
+    "VisualCriticSampleImages": VisualCriticSampleImages,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticLoader": "VisualCritic Loader",
@@ -34,4 +38,6 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "VisualCriticLanguageModelLoader": "VisualCritic Language Model Loader",
     "VisualCriticQualityMap": "VisualCritic Quality Map",
     "VisualCriticKeepBetter": "VisualCritic Keep Better",
+    "VisualCriticObjective": "VisualCritic Objective",
+    "VisualCriticSampleImages": "VisualCritic Sample Images",
 }

@@ -147,25 +147,28 @@ PREVIEW_SIDE = 512
 
 def preview_images(images: torch.Tensor, reports: Sequence[QualityReport], scores: Sequence[float] | None = None,
                    labels: Sequence[str] | None = None) -> list[dict]:
-    """Each image with its scores drawn on, saved to ComfyUI's temp folder as the stock
-    frontend expects (`ui.images`), so the node shows the scores without any web extension."""
+    """Each image with MOS, score and label drawn large (`draw_badge`: legible when the frontend
+    shrinks previews to thumbnails; the details are in the node's text), saved to ComfyUI's
+    temp folder as the stock frontend expects (`ui.images`)."""
     import os
     import uuid
 
     import folder_paths
 
     from visualcritic_core.images import resize_to_fit
-    from visualcritic_core.render import draw_scores
+    from visualcritic_core.render import draw_badge
 
     folder = folder_paths.get_temp_directory()
     os.makedirs(folder, exist_ok=True)
     prefix = f"visualcritic_{uuid.uuid4().hex[:12]}"
     previews = []
     for i, report in enumerate(reports):
-        # drawn at preview size: legible, and cheap for big batches
-        image = resize_to_fit(images[i].detach().cpu().permute(2, 0, 1)[None], PREVIEW_SIDE)[0]
-        drawn = draw_scores(image, report, score=None if scores is None else scores[i],
-                            label=None if labels is None else labels[i])
+        # drawn at preview size (small images enlarged, pixels kept): legible, cheap for big batches
+        image = images[i].detach().cpu().permute(2, 0, 1)[None]
+        short = max(1, round(PREVIEW_SIDE * min(image.shape[-2:]) / max(image.shape[-2:])))
+        image = resize_to_fit(image, PREVIEW_SIDE, min_side=short)[0]
+        drawn = draw_badge(image, report, score=None if scores is None else scores[i],
+                           label=f"#{i}" if labels is None else labels[i])
         filename = f"{prefix}_{i:05}.png"
         drawn.save(os.path.join(folder, filename), compress_level=1)
         previews.append({"filename": filename, "subfolder": "", "type": "temp"})

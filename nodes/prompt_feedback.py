@@ -30,15 +30,19 @@ class VisualCriticPromptFeedback:
         "Suggested change to CFG (0 = keep).",
     )
     FUNCTION = "revise"
-    OUTPUT_NODE = True  # shows its text in the UI even when nothing is connected downstream
+    OUTPUT_NODE = True  # runs, and its text shows on the node (web/visualcritic.js), even with nothing connected downstream
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "reports": (REPORT_TYPE,),
-                "positive": ("STRING", {"multiline": True, "default": ""}),
-                "negative": ("STRING", {"multiline": True, "default": ""}),
+                # widgets, so old workflows keep their typed text; link them to the Primitive that
+                # feeds CLIP Text Encode so the prompt is typed once
+                "positive": ("STRING", {"multiline": True, "default": "",
+                                        "tooltip": "The prompt the images were made with; connect the Primitive that feeds CLIP Text Encode."}),
+                "negative": ("STRING", {"multiline": True, "default": "",
+                                        "tooltip": "The negative prompt; connect the Primitive that feeds the negative CLIP Text Encode."}),
             },
             "optional": {
                 "proposer": (list(PROPOSERS), {"default": "rules", "tooltip": (
@@ -68,7 +72,9 @@ class VisualCriticPromptFeedback:
         reasons = "\n".join(revision.reasons)
         result = (revision.positive, revision.negative, reasons,
                   float(revision.sampling.get("steps_factor", 1.0)), float(revision.sampling.get("cfg_delta", 0.0)))
-        return {"ui": {"text": [reasons or "no change needed", revision.positive, revision.negative]}, "result": result}
+        shown = [f"Why:\n{reasons or 'no change needed'}", f"Revised positive:\n{revision.positive}",
+                 f"Revised negative:\n{revision.negative}"]
+        return {"ui": {"text": shown}, "result": result}
 
     @staticmethod
     def _proposer(proposer: str, critic, images, language_model):

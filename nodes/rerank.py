@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from visualcritic_core.objective import Objective
+
 from .common import CATEGORY, CRITIC_TYPE, REPORT_TYPE, check_images, check_reports, preview_images, report_line
-from .objective_inputs import OBJECTIVE_TEXT, objective_from_inputs, objective_widgets
 
 
 def _select_latent(latent: dict, order: list[int], count: int) -> dict:
@@ -34,7 +35,8 @@ class VisualCriticRerank:
     DESCRIPTION = (
         "Sorts a batch by an objective over the critic's absolute scores and keeps the top_k "
         "(with the matching latents and masks). Candidates failing a minimum are dropped; if "
-        "none passes, the best one is kept so the workflow goes on."
+        "none passes, the best one is kept so the workflow goes on. The objective comes from "
+        "the VisualCritic Objective node (or is typed into objective_text; empty = MOS alone)."
     )
     CATEGORY = CATEGORY
     RETURN_TYPES = ("IMAGE", "LATENT", "MASK", "INT", "FLOAT", REPORT_TYPE)
@@ -49,13 +51,13 @@ class VisualCriticRerank:
         "The kept images' reports, in the same order.",
     )
     FUNCTION = "rerank"
+    OUTPUT_NODE = True  # its previews come back on a fully cached re-run (ComfyUI re-sends output nodes' UI only)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "images": ("IMAGE",),
-                **objective_widgets(),
                 "top_k": ("INT", {"default": 1, "min": 0, "max": 4096, "tooltip": "How many to keep; 0 keeps all, sorted."}),
             },
             "optional": {
@@ -63,16 +65,23 @@ class VisualCriticRerank:
                 "critic": (CRITIC_TYPE, {"tooltip": "Scores the images when no reports are connected."}),
                 "latent": ("LATENT", {"tooltip": "Latents of the same batch, reordered alongside."}),
                 "mask": ("MASK", {"tooltip": "Masks of the same batch, reordered alongside."}),
-                "objective_text": OBJECTIVE_TEXT,
+                "objective_text": ("STRING", {
+                    "default": "",
+                    "tooltip": "Connect the VisualCritic Objective node, or type e.g. 'mos=1, sharpness=0.5, "
+                               "noisiness=-0.5, min:mos=3'. Empty means MOS alone.",
+                }),
                 "prompt": ("STRING", {"forceInput": True, "tooltip": "The prompt of these images, for alignment critics when the critic scores them here."}),
             },
         }
 
-    def rerank(self, images, top_k: int, reports=None, critic=None, latent=None, mask=None, objective_text: str = "", prompt=None,
-               **widgets):
+    def rerank(self, images, top_k: int, reports=None, critic=None, latent=None, mask=None, objective_text: str = "",
+               prompt=None):
         check_images(images)
         count = images.shape[0]
-        objective = objective_from_inputs(widgets, objective_text)
+        try:
+            objective = Objective.parse(objective_text)
+        except ValueError as err:
+            raise ValueError(f"objective_text: {err}") from err
         if reports is not None:
             reports = check_reports(reports, count)
         elif critic is not None:

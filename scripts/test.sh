@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q -r requirements-dev.txt
 python -m pip install -q -e . --no-deps
+bash scripts/install_browser.sh  # chromium + chromium-driver (Debian) for tests/comfyui/test_browser.py
 python -m pytest -q tests "$@"

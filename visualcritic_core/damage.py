@@ -84,6 +84,8 @@ _PHOTOS: dict[str, tuple[str, int | None]] = {
     "motorcycle_left": ("stereo_motorcycle", 0),
     "motorcycle_right": ("stereo_motorcycle", 1),
 }
+PHOTO_NAMES: tuple[str, ...] = tuple(_PHOTOS)
+"""The names `sample_photos` returns (known without importing scikit-image)."""
 
 
 def sample_photos(size: int | None = None) -> dict[str, torch.Tensor]:

@@ -5,7 +5,8 @@ red → yellow → green), the objective score and AI-generated share when given
 chart of the five attributes (1..5) and a label. The panel scales with the image and sheds
 detail when the image is too small for it, so it stays legible from 64 px to 8K.
 `contact_sheet` lays out many images as letterboxed tiles with their panels;
-`overlay_batch` does the drawing on a ComfyUI `[B,H,W,3]` IMAGE batch.
+`overlay_batch` does the drawing on a ComfyUI `[B,H,W,3]` IMAGE batch. `draw_badge` is the
+few-words version for previews that a UI shows shrunk to thumbnails.
 """
 from __future__ import annotations
 
@@ -163,6 +164,33 @@ def draw_scores(
     return canvas.convert("RGB")
 
 
+def draw_badge(image: Any, report: QualityReport, score: float | None = None, label: str | None = None) -> Image.Image:
+    """The image (same size, RGB) with only MOS, the objective score and `label`, in letters
+    sized to the image (MOS ~1/8 of its shorter side), so they stay readable when a UI shows
+    the picture as a 100–200 px thumbnail. `draw_scores` is the detailed panel."""
+    canvas = to_pil(image).convert("RGBA")
+    w, h = canvas.size
+    big = max(_MIN_FONT, round(0.125 * min(w, h)))
+    small = max(_MIN_FONT, round(0.08 * min(w, h)))
+    rows = [(f"MOS {report.mos:.2f}", big, _score_colour(report.mos))]
+    if score is not None:
+        rows.append((f"score {score:.2f}", small, _score_colour(score)))
+    if label:
+        rows.append((label, small, _TEXT))
+    pad = max(1, small // 3)
+    width = min(w, max(_text_width(text, size) for text, size, _ in rows) + 2 * pad)
+    heights = [round(size * 1.2) for _, size, _ in rows]
+    overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    draw.rectangle((0, 0, width, min(h, sum(heights) + 2 * pad)), fill=_PANEL)
+    y = pad
+    for (text, size, colour), height in zip(rows, heights):
+        draw.text((pad, y), _fit(text, size, width - 2 * pad), font=_font(size), fill=colour)
+        y += height
+    canvas.alpha_composite(overlay)
+    return canvas.convert("RGB")
+
+
 def _draw_panel(canvas: Image.Image, rows: list[tuple], size: int, pw: int, ph: int,
                 heights: list[int], label_width: int) -> None:
     overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
@@ -220,11 +248,13 @@ def contact_sheet(
     scores: Sequence[float | None] | None = None,
     columns: int | None = None,
     tile: int = 256,
+    compact: bool = False,
 ) -> Image.Image:
     """A grid of `tile`-pixel tiles, in the given order, each with its scores drawn on.
 
     `images` may hold file paths (read one at a time at tile size) as well as anything
-    `draw_scores` accepts. `columns` defaults to a near-square grid.
+    `draw_scores` accepts. `columns` defaults to a near-square grid. `compact` draws the
+    few-words `draw_badge` instead of the full panel, for sheets shown small (thumbnails).
     """
     n = len(images)
     if n == 0:
@@ -243,7 +273,7 @@ def contact_sheet(
     gap = max(2, tile // 64)
     sheet = Image.new("RGB", (columns * tile + (columns + 1) * gap, rows * tile + (rows + 1) * gap), (0, 0, 0))
     for i, (image, report) in enumerate(zip(images, reports)):
-        drawn = draw_scores(
+        drawn = (draw_badge if compact else draw_scores)(
             _tile(image, tile), report,
             score=None if scores is None else scores[i],
             label=None if labels is None else labels[i],

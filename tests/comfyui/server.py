@@ -1,12 +1,15 @@
 """A real ComfyUI server with this node pack (and the test-only nodes) installed.
 
 ComfyUI comes from `scripts/get_comfyui.sh` (PyPI) unless VISUALCRITIC_COMFYUI_DIR names a
-ComfyUI checkout. One server per test session; it runs on the CPU and dies with the session.
+ComfyUI checkout; VISUALCRITIC_COMFYUI_ARGS adds arguments to its command line (e.g.
+`--front-end-root DIR` for another frontend). One server per test session; it runs on the CPU
+and dies with the session.
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -20,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 WORKFLOWS = REPO / "workflows"
+API_WORKFLOWS = WORKFLOWS / "api"  # what /prompt takes; beside the UI files ComfyUI's template browser lists
 STARTUP_TIMEOUT = 180
 PROMPT_TIMEOUT = 240
 
@@ -142,7 +146,7 @@ def start_server(root: Path):
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
              "--disable-auto-launch", "--output-directory", str(root / "output"),
              "--input-directory", str(root / "input"), "--temp-directory", str(root / "temp"),
-             "--extra-model-paths-config", str(config)],
+             "--extra-model-paths-config", str(config), *shlex.split(os.environ.get("VISUALCRITIC_COMFYUI_ARGS", ""))],
             cwd=comfy_dir, stdout=log_file, stderr=subprocess.STDOUT, env=env,
         )
     client = ComfyClient(f"http://127.0.0.1:{port}", root, log, process)
@@ -165,7 +169,7 @@ def start_server(root: Path):
 
 
 def load_workflow(name: str) -> dict:
-    return json.loads((WORKFLOWS / f"{name}.api.json").read_text())
+    return json.loads((API_WORKFLOWS / f"{name}.json").read_text())
 
 
 def with_tiny_model(prompt: dict, size: int = 64, steps: int = 2) -> dict:

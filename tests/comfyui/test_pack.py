@@ -7,8 +7,10 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from visualcritic_core import QualityReport
 
@@ -16,7 +18,7 @@ from .server import REPO
 
 NODES = {"VisualCriticLoader", "VisualCriticScore", "VisualCriticRerank", "VisualCriticGatedKSampler",
          "VisualCriticReport", "VisualCriticPromptFeedback", "VisualCriticLanguageModelLoader",
-         "VisualCriticQualityMap", "VisualCriticKeepBetter"}
+         "VisualCriticQualityMap", "VisualCriticKeepBetter", "VisualCriticObjective", "VisualCriticSampleImages"}
 IMPORT_PACK = f"""
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location(
@@ -37,9 +39,11 @@ def test_importing_the_pack_is_cheap_and_needs_no_comfyui():
     out = _run(IMPORT_PACK + """
 print(sorted(pack.NODE_CLASS_MAPPINGS))
 print(sorted(pack.NODE_DISPLAY_NAME_MAPPINGS.values()))
-print([m for m in ("transformers", "diffusers", "comfy", "folder_paths", "nodes", "bitsandbytes", "peft") if m in sys.modules])
+print([m for m in ("transformers", "diffusers", "comfy", "folder_paths", "nodes", "bitsandbytes", "peft", "skimage") if m in sys.modules])
+print(pack.WEB_DIRECTORY)
 """).splitlines()
     assert eval(out[0]) == sorted(NODES)
+    assert (REPO / out[3] / "visualcritic.js").is_file()  # the frontend extension ComfyUI serves
     assert all(name.startswith("VisualCritic") for name in eval(out[1]))
     assert eval(out[2]) == []
 
@@ -75,8 +79,9 @@ def _report(mos, sharpness=3.0, noisiness=2.0, ai=0.5):
 
 
 def _widgets(pack_nodes, **changes):
-    required = pack_nodes["VisualCriticRerank"].INPUT_TYPES()["required"]
-    values = {k: v[1]["default"] for k, v in required.items() if k != "images"}
+    inputs = pack_nodes["VisualCriticRerank"].INPUT_TYPES()
+    values = {k: v[1]["default"] for k, v in inputs["required"].items() if k != "images"}
+    values["objective_text"] = inputs["optional"]["objective_text"][1]["default"]
     values.update(changes)
     return values
 
@@ -107,10 +112,9 @@ def test_rerank_sorts_by_the_objective_and_carries_latents_and_masks(pack_nodes,
     assert msk[:, 0, 0].tolist() == [1, 3, 2]
     assert kept == [reports[i] for i in indices]
     # sharpness weighted in: the sharp ones win
-    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=0, sharpness_weight=2.0), reports=reports)["result"]
+    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=0, objective_text="mos=1, sharpness=2"), reports=reports)["result"]
     assert out[3] == [0, 3, 2, 1]  # (mos + 2·sharpness) / 3: 4.0, 3.83, 3.0, 2.0
-    # the text form replaces the widgets
-    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=1), reports=reports, objective_text="sharpness=1")["result"]
+    out = rerank.rerank(images, **_widgets(pack_nodes, top_k=1, objective_text="sharpness=1"), reports=reports)["result"]
     assert out[3] == [0]
 
 
@@ -118,8 +122,8 @@ def test_rerank_minimums_drop_failures_but_keep_one(pack_nodes, comfy_temp):
     images = torch.rand(3, 8, 8, 3)
     reports = [_report(2.0), _report(3.2), _report(3.9)]
     rerank = pack_nodes["VisualCriticRerank"]()
-    assert rerank.rerank(images, **_widgets(pack_nodes, top_k=0, min_mos=3.0), reports=reports)["result"][3] == [2, 1]
-    result = rerank.rerank(images, **_widgets(pack_nodes, top_k=0, min_mos=4.5), reports=reports)
+    assert rerank.rerank(images, **_widgets(pack_nodes, top_k=0, objective_text="min:mos=3"), reports=reports)["result"][3] == [2, 1]
+    result = rerank.rerank(images, **_widgets(pack_nodes, top_k=0, objective_text="min:mos=4.5"), reports=reports)
     assert result["result"][3] == [2]
     assert any("no image passes" in line for line in result["ui"]["text"])
 
@@ -130,8 +134,8 @@ def test_rerank_minimums_drop_failures_but_keep_one(pack_nodes, comfy_temp):
     (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **w), ["reports", "critic"]),
     (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **w, reports=[_report(3.0)] * 2,
                            latent={"samples": torch.zeros(3, 4, 1, 1)}), ["latent", "3", "2 images"]),
-    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **w, reports=[_report(3.0)] * 2, objective_text="mos=x"), ["objective_text"]),
-    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **{**w, "mos_weight": 0.0}, reports=[_report(3.0)] * 2), ["no weight"]),
+    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **{**w, "objective_text": "mos=x"}, reports=[_report(3.0)] * 2), ["objective_text"]),
+    (lambda r, w: r.rerank(torch.rand(2, 8, 8, 3), **{**w, "objective_text": "mos=-1"}, reports=[_report(3.0)] * 2), ["objective_text", "mos_weight"]),
 ])
 def test_rerank_bad_input_names_the_culprit(pack_nodes, call, words):
     with pytest.raises(ValueError) as err:
@@ -147,6 +151,8 @@ def test_prompt_feedback_revises_from_the_reports(pack_nodes):
     assert positive.startswith("a cat, ") and "sharp" in positive
     assert negative.startswith("text, ") and "blurry" in negative
     assert "soft or blurred" in reasons and steps_factor > 1.0
+    shown = node.revise(blurry, "a cat", "text")["ui"]["text"]  # what the node shows (web/visualcritic.js)
+    assert shown == [f"Why:\n{reasons}", f"Revised positive:\n{positive}", f"Revised negative:\n{negative}"]
     with pytest.raises(ValueError, match="reports"):
         node.revise([], "a", "b")
 
@@ -197,3 +203,60 @@ def test_loader_composes_from_spec_text_and_score_takes_a_prompt(pack_nodes, com
     unprompted = node.score(images, critic, False)["result"]
     assert all(math.isnan(v) for v in unprompted[-1])
     assert any("prompt 5.0" in line for line in node.score(images, critic, False, prompt="a photo of a cat")["ui"]["text"])
+
+
+def test_objective_node_checks_the_text_and_passes_its_canonical_form(pack_nodes):
+    node = pack_nodes["VisualCriticObjective"]()
+    shown = node.build(" mos=1 ; noisiness=-0.5, brightness@3=0.3, min:mos=3 ")
+    assert shown["result"] == ("mos=1, noisiness=-0.5, brightness@3=0.3, min:mos=3",)
+    assert "less noisiness" in shown["ui"]["text"][0] and "mos ≥ 3" in shown["ui"]["text"][0]
+    with pytest.raises(ValueError, match="objective: .*sharpnes"):
+        node.build("sharpnes=1")
+
+
+def test_sample_images_are_the_clean_photo_then_one_per_damage(pack_nodes):
+    node = pack_nodes["VisualCriticSampleImages"]()
+    shown = node.make("coffee", 64, "gaussian_blur, jpeg", 4)
+    (batch,) = shown["result"]
+    assert batch.shape[0] == 3 and batch.shape[-1] == 3 and max(batch.shape[1:3]) == 64
+    assert shown["ui"]["text"][0].startswith("scikit-image photo 'coffee'")
+    assert shown["ui"]["text"][1:] == ["#0 clean", "#1 gaussian_blur (severity 4)", "#2 jpeg (severity 4)"]
+    assert (batch[1] - batch[0]).abs().mean() > 0.005 and (batch[2] - batch[0]).abs().mean() > 0.001
+    with pytest.raises(ValueError, match="'blurr'"):
+        node.make("coffee", 64, "blurr", 3)
+
+
+def test_sample_images_without_scikit_image_are_procedural_and_say_so():
+    out = _run("""
+import importlib.abc, sys
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "skimage":
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, Missing())
+""" + IMPORT_PACK + """
+shown = pack.NODE_CLASS_MAPPINGS["VisualCriticSampleImages"]().make("astronaut", 48, "gaussian_noise", 3)
+print(shown["ui"]["text"][0]); print(tuple(shown["result"][0].shape))
+""").splitlines()
+    assert out[0].startswith("procedural dead-leaves scene") and "pip install scikit-image" in out[0]
+    assert out[1] == "(2, 48, 48, 3)"
+
+
+def test_previews_stay_legible_as_thumbnails(pack_nodes, comfy_temp):
+    """Score previews are drawn at 512 px with MOS ~1/8 of the side, so it is still ~16 px
+    tall where the frontend shows a 128-px thumbnail; tiny images are enlarged first."""
+    from visualcritic_core.render import _score_colour
+
+    node = pack_nodes["VisualCriticScore"]()
+
+    class Critic:
+        def score(self, images, describe=False):
+            return [_report(4.2) for _ in range(images.shape[0])]
+
+    shown = node.score(torch.full((1, 64, 48, 3), 0.5), Critic(), False)
+    with Image.open(comfy_temp / shown["ui"]["images"][0]["filename"]) as preview:
+        assert preview.size == (384, 512)
+        array = np.asarray(preview.convert("RGB")).astype(int)
+    colour = np.array(_score_colour(4.2)[:3])
+    rows = np.nonzero((np.abs(array - colour).sum(axis=2) < 40).any(axis=1))[0]  # rows with MOS-coloured text
+    assert rows.size and rows.max() - rows.min() >= 0.06 * 512  # letters at least ~30 px tall at 512

@@ -52,15 +52,15 @@ def test_a_chat_model_rewrites_the_prompt(comfy, chat_models):
     graph = _graph({"proposer": "language model", "language_model": ["5", 0]}, extra={"5": _llm("rigged_chat")})
     text = comfy.run(graph)["outputs"]["4"]["text"]
     wanted = json.loads(chat_models)
-    assert text[1] == wanted["positive"] and text[2] == wanted["negative"]
-    assert text[0].startswith("rewritten by llm:") and text[0].rstrip().endswith("rigged_chat")
+    assert text[1] == f"Revised positive:\n{wanted['positive']}" and text[2] == f"Revised negative:\n{wanted['negative']}"
+    assert text[0].startswith("Why:\nrewritten by llm:") and text[0].rstrip().endswith("rigged_chat")
 
 
 def test_a_rewrite_that_drops_the_subject_is_refused(comfy, chat_models):
     graph = _graph({"proposer": "language model", "language_model": ["5", 0]}, extra={"5": _llm("dog_chat")})
     text = comfy.run(graph)["outputs"]["4"]["text"]
     assert "refused" in text[0] and "'cat'" in text[0]
-    assert "dog" not in text[1] and text[1].startswith(PROMPT)
+    assert "dog" not in text[1] and text[1].startswith(f"Revised positive:\n{PROMPT}")
 
 
 def test_the_critic_rewrites_having_seen_the_images(comfy):
@@ -76,7 +76,7 @@ def test_the_critic_rewrites_having_seen_the_images(comfy):
     processor.save_pretrained(folder)
     graph = _graph({"proposer": "critic", "critic": ["2", 0], "images": ["1", 0]},
                    critic_loader={**LOADER, "critic": "rigged_llava", "device": "auto"})
-    assert comfy.run(graph)["outputs"]["4"]["text"][1] == wanted
+    assert comfy.run(graph)["outputs"]["4"]["text"][1] == f"Revised positive:\n{wanted}"
 
 
 def test_missing_connections_are_node_errors(comfy):

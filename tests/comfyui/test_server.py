@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 
 from visualcritic_core import Objective, load_critic
-from visualcritic_core.damage import apply_damage, sample_photos
 
-from .server import WORKFLOWS, load_workflow, with_tiny_model
+from .server import API_WORKFLOWS, WORKFLOWS, load_workflow, with_tiny_model
 
 NODES = ("VisualCriticLoader", "VisualCriticScore", "VisualCriticRerank", "VisualCriticGatedKSampler",
-         "VisualCriticReport", "VisualCriticPromptFeedback")
-WORKFLOW_NAMES = ("visualcritic_best_of_n", "visualcritic_gated_regeneration", "visualcritic_score_and_sort")
+         "VisualCriticReport", "VisualCriticPromptFeedback", "VisualCriticObjective", "VisualCriticSampleImages")
+VIRTUAL = {"PrimitiveNode", "Note"}  # frontend-only nodes: never sent to /prompt
+WORKFLOW_NAMES = ("visualcritic_best_of_n", "visualcritic_gated_regeneration", "visualcritic_local_repair",
+                  "visualcritic_score_and_sort")
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 
@@ -53,9 +54,11 @@ def test_object_info_lists_every_node_with_its_inputs(object_info):
     score = object_info["VisualCriticScore"]
     assert set(score["input"]["required"]) == {"images", "critic", "describe"}
     assert score["output"][0] == "VC_REPORT" and score["output_name"][1] == "mos"
-    rerank = object_info["VisualCriticRerank"]["input"]
-    assert {"mos_weight", "sharpness_weight", "sharpness_target", "photo_preference", "min_mos", "top_k"} <= set(rerank["required"])
-    assert set(rerank["optional"]) == {"reports", "critic", "latent", "mask", "objective_text", "prompt"}
+    rerank = object_info["VisualCriticRerank"]
+    assert set(rerank["input"]["required"]) == {"images", "top_k"}  # compact: the objective comes in as text
+    assert set(rerank["input"]["optional"]) == {"reports", "critic", "latent", "mask", "objective_text", "prompt"}
+    assert rerank["output_node"]  # so a fully cached re-run still shows its previews
+    assert object_info["VisualCriticObjective"]["output"] == ["STRING"]
     assert score["input"]["optional"]["prompt"][1]["forceInput"]  # a link, not a widget: saved workflows keep their widget order
     gated = object_info["VisualCriticGatedKSampler"]
     ksampler = object_info["KSampler"]["input"]["required"]
@@ -76,38 +79,63 @@ def _widget_names(info: dict) -> list[str]:
     return names
 
 
+def test_workflows_folder_holds_exactly_the_ui_workflows_with_thumbnails():
+    """What ComfyUI's template browser lists: every *.json directly in workflows/ (one card each,
+    `<name>.jpg` its thumbnail); the API twins live in workflows/api/, which it does not scan."""
+    assert not (WORKFLOWS.parent / "example_workflows").exists()  # a second scanned folder doubles every card
+    assert sorted(p.name for p in WORKFLOWS.glob("*.json")) == sorted(f"{n}.json" for n in WORKFLOW_NAMES)
+    assert sorted(p.name for p in API_WORKFLOWS.glob("*.json")) == sorted(f"{n}.json" for n in WORKFLOW_NAMES)
+    for name in WORKFLOW_NAMES:
+        assert "nodes" in json.loads((WORKFLOWS / f"{name}.json").read_text())  # UI format
+        with Image.open(WORKFLOWS / f"{name}.jpg") as thumb:
+            assert thumb.format == "JPEG" and min(thumb.size) >= 200
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_ui_workflow_matches_its_api_twin(object_info, name):
     ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
     api = load_workflow(name)
-    example = WORKFLOWS.parent / "example_workflows"  # what ComfyUI's template browser lists: UI files only
-    assert json.loads((example / f"{name}.json").read_text()) == ui
-    assert sorted(p.name for p in example.iterdir()) == sorted(f"{n}.json" for n in WORKFLOW_NAMES)
     nodes = {str(n["id"]): n for n in ui["nodes"]}
-    assert set(nodes) == set(api)
+    assert {k for k, n in nodes.items() if n["type"] not in VIRTUAL} == set(api)
     links = {link[0]: link for link in ui["links"]}
     assert ui["last_link_id"] == max(links) and ui["last_node_id"] == max(map(int, nodes))
     for node_id, node in api.items():
         ui_node = nodes[node_id]
         assert ui_node["type"] == node["class_type"]
         info = object_info[node["class_type"]]
-        linked = {k for k, v in node["inputs"].items() if isinstance(v, list)}
-        for input_name in linked:  # every API link is the same UI link, slot for slot
-            src, slot = node["inputs"][input_name]
-            (ui_input,) = [i for i in ui_node["inputs"] if i["name"] == input_name]
-            link = links[ui_input["link"]]
-            assert link[1:4] == [int(src), slot, int(node_id)]
-            assert ui_node["inputs"][link[4]]["name"] == input_name
-            assert link[5] == object_info[api[str(src)]["class_type"]]["output"][slot]
-            assert link[0] in nodes[str(src)]["outputs"][slot]["links"]
+        by_widget = {}  # widget inputs fed by a link
+        for ui_input in ui_node["inputs"]:
+            link = links.get(ui_input["link"])
+            if link is None:
+                continue
+            assert ui_node["inputs"][link[4]]["name"] == ui_input["name"] and link[3] == int(node_id)
+            source = nodes[str(link[1])]
+            assert link[0] in source["outputs"][link[2]]["links"]
+            if source["type"] == "PrimitiveNode":  # the frontend writes its value into the widget
+                assert node["inputs"][ui_input["name"]] == source["widgets_values"][0], (name, node_id, ui_input["name"])
+            else:  # every UI link is the same API link, slot for slot
+                assert node["inputs"][ui_input["name"]] == [str(link[1]), link[2]]
+                assert link[5] == object_info[source["type"]]["output"][link[2]]
+            if "widget" in ui_input:
+                by_widget[ui_input["widget"]["name"]] = link
+        assert {k for k, v in node["inputs"].items() if isinstance(v, list)} <= {i["name"] for i in ui_node["inputs"]}
         values = iter(ui_node["widgets_values"])
         for widget in _widget_names(info):
             value = next(values)
-            assert node["inputs"][widget] == value, (name, node_id, widget)
+            if widget not in by_widget:
+                assert node["inputs"][widget] == value, (name, node_id, widget)
             if widget in ("seed", "noise_seed"):
                 assert next(values) in ("fixed", "randomize", "increment", "decrement")
     positions = [tuple(n["pos"]) for n in ui["nodes"]]
     assert len(set(positions)) == len(positions)
+
+
+def _objective_of(prompt: dict, node_id: str) -> Objective:
+    """The objective a node reads: typed into it or wired from the Objective node."""
+    value = prompt[node_id]["inputs"].get("objective_text", prompt[node_id]["inputs"].get("objective"))
+    if isinstance(value, list):
+        value = prompt[value[0]]["inputs"]["objective"]
+    return Objective.parse(value)
 
 
 def test_best_of_n_puts_the_top_scored_image_first(comfy):
@@ -123,8 +151,8 @@ def test_best_of_n_puts_the_top_scored_image_first(comfy):
     best = read_png(comfy.saved_images(entry, "10")[0])
     assert np.array_equal(best, raw[indices[0]])
     # Judged again from the saved files, the image Rerank put first is still the top one.
-    inputs = prompt["9"]["inputs"]
-    objective = Objective(inputs["mos_weight"], {"sharpness": inputs["sharpness_weight"], "noisiness": inputs["noisiness_weight"]})
+    objective = _objective_of(prompt, "9")
+    assert objective.attribute_weights == {"sharpness": 0.5, "noisiness": -0.5}
     reread = [objective.score(r) for r in load_critic("signal").score(as_batch(raw))]
     assert reread[indices[0]] >= max(reread) - 0.02, (reread, indices)
     assert abs(reread[indices[0]] - scores[0]) < 0.1
@@ -132,14 +160,17 @@ def test_best_of_n_puts_the_top_scored_image_first(comfy):
     assert len(overlaid) == 4
     for shown, plain in zip(overlaid, raw):
         assert shown.shape == plain.shape and not np.array_equal(shown, plain)
-    # The Score node itself shows every image with its scores drawn on, served like any preview.
+    # The Score node itself shows every image with its scores drawn on, served like any preview:
+    # enlarged to 512 px (pixels repeated) so the drawn scores stay legible as thumbnails.
     previews = outputs["8"]["images"]
     assert len(previews) == 4 and all(p["type"] == "temp" for p in previews)
     for preview, plain in zip(previews, raw):
         query = urllib.parse.urlencode({"filename": preview["filename"], "subfolder": "", "type": "temp"})
         with urllib.request.urlopen(f"{comfy.url}/view?{query}", timeout=30) as resp:
             shown = np.asarray(Image.open(io.BytesIO(resp.read())).convert("RGB"))
-        assert shown.shape == plain.shape and not np.array_equal(shown, plain)
+        enlarged = plain.repeat(8, axis=0).repeat(8, axis=1)
+        assert shown.shape == enlarged.shape and not np.array_equal(shown, enlarged)
+        assert np.abs(shown[-128:, -128:].astype(int) - enlarged[-128:, -128:]).max() <= 1  # outside the badge: the image
 
 
 def _gated(threshold: float, max_attempts: int, per_attempt: int, sampler: str = "euler_ancestral") -> dict:
@@ -156,7 +187,8 @@ def test_gated_sampler_stops_as_soon_as_the_threshold_is_met(comfy):
     assert ui["attempts"] == [1] and ui["seeds"] == [1234]
     assert len(comfy.saved_images(entry, "99")) == 1
     feedback = entry["outputs"]["10"]["text"]
-    assert feedback[1].startswith(load_workflow("visualcritic_gated_regeneration")["10"]["inputs"]["positive"])
+    assert feedback[0].startswith("Why:")
+    assert feedback[1].startswith("Revised positive:\n" + load_workflow("visualcritic_gated_regeneration")["10"]["inputs"]["positive"])
 
 
 def test_gated_sampler_uses_every_attempt_and_each_seed_reproduces_its_image(comfy):
@@ -187,25 +219,24 @@ def test_gated_sampler_uses_every_attempt_and_each_seed_reproduces_its_image(com
     assert not np.array_equal(candidates[0], candidates[1])
 
 
-def test_score_and_sort_orders_loaded_photos_by_quality(comfy):
-    photo = sample_photos(size=128)["astronaut"][None]
-    batch = [apply_damage(photo, "gaussian_blur", 5), photo, apply_damage(photo, "gaussian_noise", 5)]
-    for i, image in enumerate(batch, start=1):
-        array = (image[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-        Image.fromarray(array).save(comfy.input / f"photo_{i}.png")
-    entry = comfy.run(load_workflow("visualcritic_score_and_sort"))
-    ui = entry["outputs"]["8"]
-    assert sorted(ui["indices"]) == [0, 1, 2]
+def test_score_and_sort_runs_as_shipped_and_puts_the_clean_photo_first(comfy):
+    """No files needed: the Sample Images node gives a photo, clean then damaged."""
+    prompt = load_workflow("visualcritic_score_and_sort")
+    entry = comfy.run(prompt)
+    kinds = prompt["1"]["inputs"]["damage"].split(", ")
+    assert "scikit-image photo 'astronaut'" in entry["outputs"]["1"]["text"][0]  # scikit-image is a test requirement
+    ui = entry["outputs"]["5"]
+    assert sorted(ui["indices"]) == list(range(len(kinds) + 1))
     assert ui["scores"] == sorted(ui["scores"], reverse=True)
-    assert ui["indices"][0] == 1  # the undamaged photo first
-    mos = [r["mos"] for r in entry["outputs"]["7"]["reports"]]
-    assert ui["scores"] == pytest.approx(sorted(mos, reverse=True))
-    shown = [read_png(p) for p in comfy.saved_images(entry, "10")]
-    inputs = [read_png(comfy.input / f"photo_{i + 1}.png") for i in ui["indices"]]
-    for drawn, plain in zip(shown, inputs):
-        assert drawn.shape == plain.shape and not np.array_equal(drawn, plain)
-        # outside the score panel the picture is the input image, in the sorted order
-        assert np.abs(drawn[-16:, -16:].astype(int) - plain[-16:, -16:]).max() <= 1
+    assert ui["indices"][0] == 0  # the undamaged photo first
+    mos = [r["mos"] for r in entry["outputs"]["3"]["reports"]]
+    assert ui["scores"] == pytest.approx(sorted(mos, reverse=True))  # its objective is MOS alone
+    assert len(ui["images"]) == len(kinds) + 1 and ui["text"][0] == "objective: mos=1"
+    shown = [read_png(p) for p in comfy.saved_images(entry, "7")]
+    assert len(shown) == len(kinds) + 1 and len({s.shape for s in shown}) == 1
+    # the cached re-run (same graph) still brings Rerank's previews back: it is an output node
+    again = comfy.run(prompt)
+    assert again["outputs"]["5"]["images"] == ui["images"]
 
 
 def _score_graph(image_node: dict, loader: dict | None = None) -> dict:
