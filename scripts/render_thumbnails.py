@@ -33,6 +33,9 @@ CANDIDATES = {
     "visualcritic_gated_regeneration": ("chelsea", ["motion_blur", "darken", "gaussian_noise"], 3),
 }
 
+OWN_THUMBNAIL = {"visualcritic_local_repair": "scripts/render_local_repair_thumbnail.py"}
+"""Workflows whose card shows something else (a quality map), drawn by their own script."""
+
 
 def _widgets(workflow: dict, node_type: str) -> list | None:
     for node in workflow["nodes"]:
@@ -79,6 +82,9 @@ def render(name: str, critic, out_dir: Path = WORKFLOWS) -> Path:
 def main() -> None:
     critic = load_critic("signal", device="cpu")
     for path in sorted(WORKFLOWS.glob("*.json")):
+        if path.stem in OWN_THUMBNAIL:
+            print(f"{path.stem}: drawn by {OWN_THUMBNAIL[path.stem]}")
+            continue
         render(path.stem, critic)
 
 

@@ -250,7 +250,7 @@ def test_previews_stay_legible_as_thumbnails(pack_nodes, comfy_temp):
     node = pack_nodes["VisualCriticScore"]()
 
     class Critic:
-        def score(self, images, describe=False):
+        def score(self, images, describe=False, prompt=None):
             return [_report(4.2) for _ in range(images.shape[0])]
 
     shown = node.score(torch.full((1, 64, 48, 3), 0.5), Critic(), False)
