@@ -24,14 +24,7 @@ PROMPT = "a photo of a cat"
 KW = dict(num_inference_steps=2, height=64, width=64, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny models are far faster on one thread when other processes share the CPU
-    (two threads spin against each other); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

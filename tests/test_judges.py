@@ -19,9 +19,7 @@ CAT = "a photo of a cat"
 OTHERS = ("blurry noise", "sharp")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from visualcritic_core.tiny_models import build_tiny_checkpoint
 FAMILIES = ("llava", "llava_onevision", "qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matmuls: threading only adds overhead (10× slower on a shared 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="session")

@@ -68,12 +68,7 @@ ANSWERS = {"q-sit-mini": "Excellent", "VisualQuality-R1-7B": "4.63 </answer>", "
 """What each checkpoint writes after the prompt (its trained answer format)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="session")

@@ -22,12 +22,7 @@ from visualcritic_core.rewriter import (
 PROMPT = "a photo of a cat on a sofa"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def rewrite(positive: str, **extra) -> str:

@@ -25,16 +25,6 @@ from visualcritic_core.training.demo import (
 from visualcritic_core.training.trainer import CriticTrainer, is_vision, read_log
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train fastest on one thread, and much faster than with two on a busy
-    2-core machine; restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _small_config(base, out, **changes) -> TrainConfig:
     settings = dict(
         base=str(base), output_dir=str(out), stages={"relativity": 4, "absolute": 5, "description": 3},
