@@ -69,19 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="progress bars on stderr (default: when stderr is a terminal)")
 
 
-def _pipeline_dtype(name: str, device: Any):
-    import torch
-
-    from ..devices import parse_dtype
-
-    chosen = parse_dtype(name)
-    if chosen is not None:
-        return chosen
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float16 if device.type == "mps" else torch.float32
-
-
 def _check_args(args: argparse.Namespace) -> str | None:
     for name in ("n", "max_attempts", "tune_rounds", "steps", "width", "height", "batch_size"):
         value = getattr(args, name)
@@ -131,9 +118,11 @@ def _load_pipeline(args: argparse.Namespace, device: Any):
     from diffusers import DiffusionPipeline
     from diffusers.utils import deprecation_utils
 
+    from ..critics.base import resolve_dtype
+
     # diffusers renamed torch_dtype to dtype (the old name warns); older releases know only torch_dtype
     key = "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
-    kwargs: dict[str, Any] = {key: _pipeline_dtype(args.dtype, device)}
+    kwargs: dict[str, Any] = {key: resolve_dtype(args.dtype, device)}
     why_cache_only = None if Path(os.path.expanduser(args.model)).is_dir() else cache_only_reason({})
     if why_cache_only:  # no retries against a hub that is not there
         kwargs["local_files_only"] = True
