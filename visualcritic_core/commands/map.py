@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..images import load_image
 from ..maps import DEFAULT_CELL, DEFAULT_THRESHOLD, quality_map, render_heatmap
-from .score import Failures, add_critic_arguments, error, gather_files, load_critic_from_args
+from .score import add_critic_arguments, error, files_and_critic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.threshold > 0:
         error(f"--threshold must be positive, got {args.threshold}")
         return 2
-    failures = Failures(json_lines=args.json)
-    files, total = gather_files(args.paths, failures)
-    if not files:
+    ready = files_and_critic(args)
+    if ready is None:
         return 2
-    critic = load_critic_from_args(args)
-    if critic is None:
-        return 2
+    failures, files, total, critic = ready
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from PIL import Image

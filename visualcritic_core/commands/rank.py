@@ -11,9 +11,7 @@ import sys
 from pathlib import Path
 
 from ..objective import Objective
-from .score import (
-    Failures, add_critic_arguments, error, gather_files, iter_scored, load_critic_from_args, report_failures,
-)
+from .score import add_critic_arguments, error, files_and_critic, iter_scored, report_failures
 
 _SHEET_LIMIT = 100
 
@@ -85,13 +83,10 @@ def run(args: argparse.Namespace) -> int:
     if args.tile < 16:
         error(f"--tile must be at least 16 pixels, got {args.tile}")
         return 2
-    failures = Failures(json_lines=args.json)
-    files, total = gather_files(args.paths, failures)
-    if not files:
+    ready = files_and_critic(args)
+    if ready is None:
         return 2
-    critic = load_critic_from_args(args)
-    if critic is None:
-        return 2
+    failures, files, total, critic = ready
     scored = list(iter_scored(critic, files, args.batch_size, False, failures, args.progress, args.prompt))
     if not scored:
         report_failures(failures, total)

@@ -12,7 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..images import IMAGE_SUFFIXES, ImageInputError, find_image_files, load_image, resize_to_fit
 from ..report import ATTRIBUTES, SHORT_NAMES, QualityReport
@@ -209,6 +209,20 @@ def gather_files(paths: list[str], failures: Failures) -> tuple[list[tuple[str, 
     return found, len(found) + bad_folders
 
 
+def files_and_critic(args: argparse.Namespace) -> tuple[Failures, list[tuple[str, Path]], int, Any] | None:
+    """What every file-scoring command starts with: the failure record (JSON lines with
+    --json), the image files the paths name and how many inputs that is, and the critic;
+    None when there is nothing to score or no critic (already reported)."""
+    failures = Failures(json_lines=args.json)
+    files, total = gather_files(args.paths, failures)
+    if not files:
+        return None
+    critic = load_critic_from_args(args)
+    if critic is None:
+        return None
+    return failures, files, total, critic
+
+
 def table_header() -> str:
     cols = ["  MOS"] + [f"{SHORT_NAMES[a]:>8}" for a in ATTRIBUTES] + ["    AI"]
     return f"{' '.join(cols)}  image"
@@ -226,13 +240,10 @@ def table_row(item: Scored, describe: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    failures = Failures(json_lines=args.json)
-    files, total = gather_files(args.paths, failures)
-    if not files:
+    ready = files_and_critic(args)
+    if ready is None:
         return 2
-    critic = load_critic_from_args(args)
-    if critic is None:
-        return 2
+    failures, files, total, critic = ready
     if args.describe and "description" not in critic.capabilities:
         error(f"--describe: critic {args.critic!r} cannot write descriptions (drop --describe or use an LMM critic)")
         return 2
