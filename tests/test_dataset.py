@@ -19,7 +19,7 @@ from visualcritic_core.dataset import (
 )
 from visualcritic_core.report import ATTRIBUTES, QualityReport
 
-from dataset_fixtures import write_folder
+from dataset_fixtures import picture, write_folder
 
 
 def read_output(out: Path) -> pa.Table:
@@ -53,7 +53,7 @@ def test_every_source_kind_lists_the_same_images_in_stable_shards(tmp_path, imag
         shards = list_shards(source, shard_size=16)
         assert [len(s) for s in shards] == [16, 16, 8], source
         assert [s.shard_id for s in shards] == [s.shard_id for s in list_shards(source, shard_size=16)]
-        got = [(key, data) for s in shards for key, data, _ in read_shard(s)]
+        got = [(key, data) for s in shards for key, data, *_ in read_shard(s)]
         assert sorted(d for _, d in got) == sorted(expected), source
     keys = [k for s in list_shards(tmp_path / "shard.parquet", shard_size=16) for k in s.keys]
     assert keys == [p.name for p in files]
@@ -76,7 +76,7 @@ def test_a_damaged_container_fails_its_images_not_the_run(tmp_path, images):
     (tmp_path / "ok.tar").write_bytes((tmp_path / "ok.tar").read_bytes()[:2000])  # cut after the first image
     out = list(read_shard(shard))
     assert [k for k, *_ in out] and sorted(k for k, *_ in out) == sorted(shard.keys)
-    assert sum(err is not None for *_, err in out) >= 4
+    assert sum(err is not None for _, _, err, _ in out) >= 4
 
 
 @dataclass
@@ -96,7 +96,7 @@ class ExtendedReport(QualityReport):
 
 def test_columns_follow_the_report_fields():
     schema = arrow_schema()
-    assert schema.names == ["path", "mos", *ATTRIBUTES, "ai_generated", "description", "critic", "alignment",
+    assert schema.names == ["path", "prompt", "mos", *ATTRIBUTES, "ai_generated", "description", "critic", "alignment",
                             "raw_scores", "sources"]
     assert schema.field("mos").type == pa.float64() and schema.field("critic").type == pa.string()
     assert schema.field("alignment").type == pa.float64()
@@ -251,3 +251,68 @@ def test_bytes_decode_like_files_for_every_mode(tmp_path):
     expected = load_critic("signal").score(table.column("path").to_pylist())
     for column in ("mos", *ATTRIBUTES):
         assert table.column(column).to_pylist() == pytest.approx([r.get(column) for r in expected], abs=1e-6), column
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    from tiny_judges import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+def test_prompts_from_captions_columns_and_members_reach_the_alignment_judge(tmp_path, clip_folder):
+    prompts = ["a red kite over the sea", "an old fisherman", "a bowl of soup", "a cat on a chair"]
+    files = []
+    for i, prompt in enumerate(prompts):
+        files.append(tmp_path / "folder" / f"img{i}.png")
+        files[-1].parent.mkdir(exist_ok=True)
+        picture(i).save(files[-1])
+        files[-1].with_suffix(".txt").write_text(prompt + "\n")
+    picture(7).save(tmp_path / "folder" / "uncaptioned.png")
+    picture(8).save(tmp_path / "folder" / "blank.png")
+    (tmp_path / "folder" / "blank.txt").write_text("  \n")
+    pq.write_table(pa.table({"key": [f.name for f in files] + ["none.png"],
+                             "image": [f.read_bytes() for f in files] + [files[0].read_bytes()],
+                             "caption": prompts + [None]}), tmp_path / "rows.parquet", row_group_size=3)
+    with tarfile.open(tmp_path / "samples.tar", "w") as tar:
+        for i, (f, prompt) in enumerate(zip(files, prompts)):
+            if i == 2:  # the caption may come before the image
+                tar.addfile(tarinfo(f"{f.stem}.txt", prompt.encode()), io.BytesIO(prompt.encode()))
+            tar.add(f, arcname=f.name)
+            if i != 2:
+                tar.addfile(tarinfo(f"{f.stem}.txt", prompt.encode()), io.BytesIO(prompt.encode()))
+        tar.add(tmp_path / "folder" / "uncaptioned.png", arcname="uncaptioned.png")
+
+    critic = load_critic(str(clip_folder), device="cpu", method="pickscore")  # raw = scaled cosine, no clamp
+    expected = [r.raw_scores["alignment"] for r in critic.score([str(f) for f in files], prompts=prompts)]
+    assert len(set(expected)) == len(prompts)  # the judge tells them apart: a swapped prompt would show
+    for source, column, bad in ((tmp_path / "folder", "txt", {"uncaptioned.png", "blank.png"}),
+                                (tmp_path / "rows.parquet", "caption", {"none.png"}),
+                                (tmp_path / "samples.tar", ".txt", {"samples.tar/uncaptioned"})):
+        out = tmp_path / f"out-{source.name}"
+        summary = score_dataset(source, out, critic=str(clip_folder), device="cpu", prompt_column=column,
+                                critic_options={"method": "pickscore"})
+        assert (summary.images_scored, summary.errors) == (4, len(bad)), source
+        table = read_output(out)
+        assert table.column("prompt").to_pylist() == prompts, source
+        raw = [json.loads(r)["alignment"] for r in table.column("raw_scores").to_pylist()]
+        assert raw == pytest.approx(expected, abs=1e-5), source
+        assert None not in table.column("alignment").to_pylist()
+        errors = read_errors(out)
+        assert {Path(p).name if source.is_dir() else p for p in errors} == bad, source
+        assert all("prompt" in message for message in errors.values())
+    with pytest.raises(ValueError, match="does not judge prompts"):
+        score_dataset(tmp_path / "folder", tmp_path / "signal", prompt_column="txt")
+    with pytest.raises(SourceError, match="no column 'prompt'"):
+        list_shards(tmp_path / "rows.parquet", prompt_field="prompt")
+    assert main(["score-dataset", str(tmp_path / "folder"), "--out", str(tmp_path / "cli"), "--critic",
+                 str(clip_folder), "--device", "cpu", "--prompt-column", "txt", "--no-progress"]) == 0
+    assert read_output(tmp_path / "cli").column("prompt").to_pylist() == prompts
+    plain = score_dataset(tmp_path / "folder", tmp_path / "plain")  # no prompts: null column, alignment null
+    assert plain.images_scored == 6 and set(read_output(tmp_path / "plain").column("prompt").to_pylist()) == {None}
+
+
+def tarinfo(name: str, data: bytes) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info

@@ -120,6 +120,23 @@ def test_ray_tiny_lmm_critic_equals_local(ray_cluster, tmp_path):
     assert len(set(table.column("mos").to_pylist())) > 1  # real, image-dependent scores
 
 
+def test_ray_prompted_alignment_equals_local(ray_cluster, tmp_path):
+    from tiny_judges import build_tiny_clip
+
+    clip = build_tiny_clip(tmp_path / "clip")
+    images = write_folder(tmp_path / "images", 6, subfolders=1)
+    for i, png in enumerate(sorted(images.rglob("img*.png"))):
+        png.with_suffix(".txt").write_text(f"picture number {i}")
+    kwargs = dict(critic=str(clip), device="cpu", prompt_column="txt", shard_size=4,
+                  critic_options={"method": "pickscore"})
+    local = score_dataset(images, tmp_path / "local", **kwargs)
+    on_ray = score_dataset(images, tmp_path / "ray", engine="ray", **kwargs)
+    assert (local.images_scored, local.errors) == (on_ray.images_scored, on_ray.errors) == (6, 2)
+    table = read_output(tmp_path / "ray")
+    assert table.equals(read_output(tmp_path / "local"))
+    assert table.column("prompt").to_pylist() == [f"picture number {i}" for i in range(6)]
+
+
 def test_ray_generate_pairs_equals_local(ray_cluster, tmp_path):
     from tiny_diffusers import save_tiny_sd_pipeline
 

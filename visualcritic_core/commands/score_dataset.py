@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--describe", action="store_true", help="LMM critics: write a description of every image")
     parser.add_argument("--image-column", default=None, help="Parquet: the image bytes column (default: guessed)")
     parser.add_argument("--key-column", default=None, help="Parquet: the image key column (default: guessed)")
+    parser.add_argument("--prompt-column", default=None, metavar="NAME",
+                        help="judge each image against its prompt (critics with an alignment judge): a Parquet "
+                             "column, or for image files and WebDataset the caption's extension, e.g. txt "
+                             "(photo.txt beside photo.jpg; a sample's .txt member)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: automatic)")
     parser.add_argument("--dtype", default=None, help="float32, float16, bfloat16 (default: the critic's choice)")
     parser.add_argument("--critic-option", action="append", default=[], metavar="KEY=VALUE",
@@ -56,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers, gpus_per_worker=args.gpus_per_worker, num_cpus=args.cpus,
             batch_size=args.batch_size, shard_size=args.shard_size, describe=args.describe, filter=args.filter,
             device=args.device, dtype=args.dtype, critic_options=critic_options(args),
-            image_column=args.image_column, key_column=args.key_column, progress=args.progress,
+            image_column=args.image_column, key_column=args.key_column, prompt_column=args.prompt_column,
+            progress=args.progress,
         )
     except KeyboardInterrupt:
         error(f"interrupted; the finished shards in {args.out} are complete, rerun the same command to go on")

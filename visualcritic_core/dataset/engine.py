@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..objective import Objective
 from .schema import KEY_COLUMN, row_to_report, rows_to_table
-from .scoring import CriticLoader, check_describe, score_items
+from .scoring import CriticLoader, check_critic, score_items
 from .sources import DEFAULT_SHARD_SIZE, Shard, list_shards, read_shard
 from .store import OutputFolder
 
@@ -97,6 +97,7 @@ def score_dataset(
     critic_options: dict[str, Any] | None = None,
     image_column: str | None = None,
     key_column: str | None = None,
+    prompt_column: str | None = None,
     progress: bool | None = None,
 ) -> ScoreSummary:
     """Score `source` (folder tree, text file of paths, Parquet or WebDataset shards) into `out`.
@@ -109,6 +110,10 @@ def score_dataset(
         gpus_per_worker: `num_gpus` of each (0: CPU).
     filter: an Objective (or its text form, e.g. "min:mos=3.5"); the keys of the passing
         images go to `out/passing.txt`.
+    prompt_column: where each image's prompt is, for critics that judge alignment: a
+        Parquet column, or for image files and WebDataset shards the caption's extension
+        ("txt": `photo.txt` beside `photo.jpg`, a sample's `.txt` member). An image without
+        its prompt is an error of that image; the prompt is written beside its scores.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -119,15 +124,19 @@ def score_dataset(
         raise ValueError(f"gpus_per_worker must be ≥ 0, got {gpus_per_worker!r}")
     objective = Objective.coerce(filter) if filter is not None else None
     loader = critic if callable(critic) else CriticLoader(critic, device, dtype, dict(critic_options or {}))
-    shards = list_shards(source, shard_size, image_column=image_column, key_column=key_column)
+    shards = list_shards(source, shard_size, image_column=image_column, key_column=key_column,
+                         prompt_field=prompt_column)
     plan = {"format": "visualcritic score-dataset 1", "source": str(Path(source).expanduser().resolve()),
             "critic": getattr(loader, "spec", repr(loader)), "critic_options": getattr(loader, "options", {}),
             "describe": describe, "shard_size": shard_size}
+    if prompt_column is not None:  # only then: folders written before prompts existed still resume
+        plan["prompt_column"] = prompt_column
     folder = OutputFolder(out, json.loads(json.dumps(plan)), [s.shard_id for s in shards])
     pending = [s for s in shards if not folder.is_done(s.shard_id)]
     run = _run_local if engine == "local" else _run_ray
     with Progress(sum(map(len, pending)), progress, f"score-dataset ({engine})") as bar:
-        scored, failed = run(pending, folder, loader, batch_size=batch_size, describe=describe, bar=bar,
+        scored, failed = run(pending, folder, loader, batch_size=batch_size, describe=describe,
+                             prompts=prompt_column is not None, bar=bar,
                              address=address, workers=workers, gpus_per_worker=gpus_per_worker, num_cpus=num_cpus)
     summary = ScoreSummary(folder.root, len(shards), len(shards) - len(pending), len(pending), scored, failed,
                            time.perf_counter() - bar.started, errors_total=folder.collect_errors())
@@ -136,13 +145,13 @@ def score_dataset(
     return summary
 
 
-def _run_local(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, bar,
+def _run_local(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, prompts, bar,
                **_ray_only) -> tuple[int, int]:
     """One shard at a time in this process: memory holds one batch of pixels and one
     shard of result rows, whatever the size of the source."""
     critic = loader() if pending else None
     if critic is not None:
-        check_describe(critic, describe)
+        check_critic(critic, describe, prompts)
     scored = failed = 0
     for shard in pending:
         rows, errors = score_items(critic, read_shard(shard), batch_size=batch_size, describe=describe,
@@ -152,7 +161,7 @@ def _run_local(pending: list[Shard], folder: OutputFolder, loader, *, batch_size
     return scored, failed
 
 
-def _run_ray(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, bar, address,
+def _run_ray(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, describe, prompts, bar, address,
              workers, gpus_per_worker, num_cpus) -> tuple[int, int]:
     """Ray Data over the pending shards; the driver writes each shard when it is complete."""
     from .ray_engine import CriticScorer, ray_session, read_shard_rows, stream_rows
@@ -161,7 +170,8 @@ def _run_ray(pending: list[Shard], folder: OutputFolder, loader, *, batch_size, 
         return 0, 0
     units = [dataclasses.asdict(s) for s in pending]
     with ray_session(address, num_cpus):
-        results = stream_rows(units, CriticScorer, {"loader": loader, "batch_size": batch_size, "describe": describe},
+        results = stream_rows(units, CriticScorer, {"loader": loader, "batch_size": batch_size, "describe": describe,
+                                                           "prompts": prompts},
                               read=read_shard_rows, workers=workers, gpus_per_worker=gpus_per_worker,
                               batch_size=batch_size or 16)
         return write_as_complete(results, pending, folder, lambda r: json.loads(r["row"]), rows_to_table, bar)

@@ -82,13 +82,13 @@ def stream_rows(units: list[dict[str, Any]], actor_cls: type, actor_kwargs: dict
 
 
 def read_shard_rows(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """flat_map: one shard unit -> a row per image: shard id, key, bytes or read error.
+    """flat_map: one shard unit -> a row per image: shard id, key, bytes or read error, prompt.
     A generator, so Ray Data cuts the shard into blocks as it reads instead of holding it."""
     from .sources import Shard, read_shard
 
     shard = Shard(**{**unit, "keys": tuple(unit["keys"])})
-    for key, data, error in read_shard(shard):
-        yield {"shard": shard.shard_id, "path": key, "data": data, "error": error}
+    for key, data, error, prompt in read_shard(shard):
+        yield {"shard": shard.shard_id, "path": key, "data": data, "error": error, "prompt": prompt}
 
 
 class CriticScorer:
@@ -96,11 +96,12 @@ class CriticScorer:
     local engine's very function). Returns per image its shard id and either its row (JSON)
     or its error."""
 
-    def __init__(self, loader: Callable[[], Any], batch_size: int | None = None, describe: bool = False):
-        from .scoring import check_describe
+    def __init__(self, loader: Callable[[], Any], batch_size: int | None = None, describe: bool = False,
+                 prompts: bool = False):
+        from .scoring import check_critic
 
         self.critic = loader()
-        check_describe(self.critic, describe)
+        check_critic(self.critic, describe, prompts)
         self.batch_size = batch_size
         self.describe = describe
 
@@ -111,7 +112,8 @@ class CriticScorer:
 
         paths = batch.column("path").to_pylist()
         shards = dict(zip(paths, batch.column("shard").to_pylist()))
-        items = zip(paths, batch.column("data").to_pylist(), batch.column("error").to_pylist())
+        items = zip(paths, batch.column("data").to_pylist(), batch.column("error").to_pylist(),
+                    batch.column("prompt").to_pylist())
         rows, errors = score_items(self.critic, items, batch_size=self.batch_size, describe=self.describe)
         out: dict[str, list] = {"shard": [], "path": [], "row": [], "error": []}
         for row in rows:

@@ -1,4 +1,5 @@
-"""The row written for every scored image: its key plus every `QualityReport` field.
+"""The row written for every scored image: its key, its prompt (null without one) and
+every `QualityReport` field.
 
 Columns are derived from the report dataclass itself, so a field added to the report
 becomes a column without editing this module:
@@ -24,6 +25,8 @@ from ..report import QualityReport
 
 KEY_COLUMN = "path"
 """The image's file path, or its key inside a Parquet/WebDataset shard."""
+PROMPT_COLUMN = "prompt"
+"""The prompt the image was judged against (null when the run read no prompts)."""
 
 _SCALARS = {float: "float64", int: "int64", bool: "bool", str: "string"}
 
@@ -54,7 +57,7 @@ def report_columns(report_cls: type = QualityReport) -> tuple[Column, ...]:
     hints = typing.get_type_hints(report_cls)
     fields = [f for f in dataclasses.fields(report_cls) if f.init]
     empty = _probe(report_cls)
-    names = {f.name for f in fields} | {KEY_COLUMN}
+    names = {f.name for f in fields} | {KEY_COLUMN, PROMPT_COLUMN}
     columns: list[Column] = []
     for f in fields:
         hint = hints[f.name]
@@ -91,19 +94,19 @@ def _probe(report_cls: type) -> dict[str, Any]:
 
 
 def arrow_schema(report_cls: type = QualityReport):
-    """The Parquet schema of a shard: the key column, then the report's columns."""
+    """The Parquet schema of a shard: the key and prompt columns, then the report's columns."""
     import pyarrow as pa
 
-    fields = [pa.field(KEY_COLUMN, pa.string(), nullable=False)]
+    fields = [pa.field(KEY_COLUMN, pa.string(), nullable=False), pa.field(PROMPT_COLUMN, pa.string())]
     fields += [pa.field(c.name, getattr(pa, c.arrow_type)()) for c in report_columns(report_cls)]
     return pa.schema(fields, metadata={"visualcritic": json.dumps({"report_fields": [
         {"column": c.name, "field": c.field, "key": c.key, "json": c.json} for c in report_columns(report_cls)]})})
 
 
-def report_to_row(key: str, report: QualityReport) -> dict[str, Any]:
+def report_to_row(key: str, report: QualityReport, prompt: str | None = None) -> dict[str, Any]:
     """One output row (a plain dict, column name -> value) for `report` of image `key`."""
     data = report.to_dict()
-    row: dict[str, Any] = {KEY_COLUMN: key}
+    row: dict[str, Any] = {KEY_COLUMN: key, PROMPT_COLUMN: prompt}
     for column in report_columns(type(report)):
         value = data.get(column.field)
         if column.key is not None:

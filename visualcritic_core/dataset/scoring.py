@@ -13,6 +13,7 @@ import numpy as np
 
 from ..images import ImageInputError, pil_to_array
 from .schema import KEY_COLUMN, report_to_row
+from .sources import Item
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,14 @@ class CriticLoader:
         return load_critic(self.spec, device=self.device, dtype=self.dtype, **self.options)
 
 
-def check_describe(critic, describe: bool) -> None:
-    """Refuse --describe up front for a critic without descriptions (else every image would fail)."""
+def check_critic(critic, describe: bool, prompts: bool) -> None:
+    """Refuse up front what the critic cannot do (else every image would fail, or every
+    alignment would be empty): descriptions, and judging prompts."""
     if describe and "description" not in critic.capabilities:
         raise ValueError(f"critic {critic.spec!r} cannot write descriptions (drop describe, or use an LMM critic)")
+    if prompts and "alignment" not in critic.capabilities:
+        raise ValueError(f"critic {critic.spec!r} does not judge prompts; drop the prompt column, or add an "
+                         f"alignment judge, e.g. --critic \"{critic.spec}+openai/clip-vit-large-patch14\"")
 
 
 def decode_image(data: bytes, key: str, max_side: int | None = None) -> np.ndarray:
@@ -57,29 +62,35 @@ def decode_image(data: bytes, key: str, max_side: int | None = None) -> np.ndarr
         raise ImageInputError(f"{key}: unreadable or corrupt image ({err})") from None
 
 
-def score_items(critic, items: Iterable[tuple[str, bytes | None, str | None]], *, batch_size: int | None = None,
+def score_items(critic, items: Iterable[Item], *, batch_size: int | None = None,
                 describe: bool = False, on_done: Callable[[int], None] | None = None,
                 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """Score `(key, bytes, read_error)` items a batch at a time.
+    """Score `(key, bytes, read_error, prompt)` items (`sources.read_shard`'s) a batch at a time.
 
     Returns (rows, errors): one row per scored image (`schema.report_to_row`) and one
     `{"path", "error"}` record per image that could not be read or scored. A bad image is
-    found by scoring its batch one image at a time, and never fails the others.
-    `on_done(n)` is told after each batch how many items it finished.
+    found by scoring its batch one image at a time, and never fails the others. Prompts go
+    to the critic when the items carry them (all or none: an item without one among
+    prompted items is an error). `on_done(n)` is told after each batch how many items it finished.
     """
     size = batch_size or critic.default_batch_size
     rows: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
-    chunk: list[tuple[str, bytes | None, str | None]] = []
+    chunk: list[Item] = []
+    prompted = False
 
     def flush() -> None:
-        loaded: list[tuple[str, np.ndarray]] = []
-        for key, data, read_error in chunk:
+        nonlocal prompted
+        loaded: list[tuple[str, np.ndarray, str | None]] = []
+        prompted = prompted or any(prompt is not None for *_, prompt in chunk)
+        for key, data, read_error, prompt in chunk:
+            if read_error is None and data is not None and prompted and prompt is None:
+                read_error = f"{key}: no prompt, while other images have one"
             if read_error is not None or data is None:
                 errors.append({KEY_COLUMN: key, "error": read_error or f"{key}: no image bytes"})
                 continue
             try:
-                loaded.append((key, decode_image(data, key, critic.max_side)))
+                loaded.append((key, decode_image(data, key, critic.max_side), prompt))
             except ImageInputError as err:
                 errors.append({KEY_COLUMN: key, "error": str(err)})
         _score_loaded(critic, loaded, size, describe, rows, errors)
@@ -96,12 +107,15 @@ def score_items(critic, items: Iterable[tuple[str, bytes | None, str | None]], *
     return rows, errors
 
 
-def _score_loaded(critic, loaded: list[tuple[str, np.ndarray]], batch_size: int, describe: bool,
+def _score_loaded(critic, loaded: list[tuple[str, np.ndarray, str | None]], batch_size: int, describe: bool,
                   rows: list[dict[str, Any]], errors: list[dict[str, str]]) -> None:
     if not loaded:
         return
+    prompts = [prompt for *_, prompt in loaded]
+    with_prompts = {} if prompts[0] is None else {"prompts": prompts}
     try:
-        reports = critic.score([image for _, image in loaded], describe=describe, batch_size=batch_size)
+        reports = critic.score([image for _, image, _ in loaded], describe=describe, batch_size=batch_size,
+                               **with_prompts)
     except ValueError as err:
         if len(loaded) == 1:
             key = loaded[0][0]
@@ -111,4 +125,4 @@ def _score_loaded(critic, loaded: list[tuple[str, np.ndarray]], batch_size: int,
         for item in loaded:  # find the culprit: score one at a time
             _score_loaded(critic, [item], 1, describe, rows, errors)
         return
-    rows.extend(report_to_row(key, report) for (key, _), report in zip(loaded, reports))
+    rows.extend(report_to_row(key, report, prompt) for (key, _, prompt), report in zip(loaded, reports))

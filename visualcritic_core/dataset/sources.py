@@ -4,10 +4,15 @@ files with an image-bytes column, or WebDataset tar shards.
 `list_shards(source)` lists the source once, in a fixed order, and cuts it into shards of
 at most `shard_size` images. A shard's id is its position plus a digest of what it holds,
 so listing the same source again gives the same ids: that is what lets a rerun skip the
-shards already written. `read_shard(shard)` streams one shard's `(key, bytes, error)`.
+shards already written. `read_shard(shard)` streams one shard's `(key, bytes, error, prompt)`.
+
+Prompts (for alignment judges) come from `prompt_field`: a Parquet column, or, for image
+files and WebDataset shards, the extension of the caption beside each image — `photo.txt`
+next to `photo.jpg`, the `key.txt` member of a WebDataset sample (its usual caption file).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tarfile
@@ -43,6 +48,8 @@ class Shard:
     start: int = 0
     image_column: str | None = None
     key_column: str | None = None
+    prompt_field: str | None = None
+    """Where each image's prompt is: a Parquet column, or a caption extension (see the module)."""
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -67,12 +74,24 @@ def _make_shards(kind: str, keys: list[str], shard_size: int, index0: int, **whe
 
 
 def list_shards(source: str | os.PathLike, shard_size: int = DEFAULT_SHARD_SIZE,
-                image_column: str | None = None, key_column: str | None = None) -> list[Shard]:
+                image_column: str | None = None, key_column: str | None = None,
+                prompt_field: str | None = None) -> list[Shard]:
     """The shards of `source`, in a fixed order. Folders holding `.parquet` or `.tar`
-    files (and no images) are read as those; any other folder as an image tree."""
+    files (and no images) are read as those; any other folder as an image tree.
+    `prompt_field`: where each image's prompt is (see the module docstring)."""
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
         raise ValueError(f"shard_size must be an integer ≥ 1, got {shard_size!r}")
-    path = Path(source).expanduser()
+    if prompt_field is not None and (not isinstance(prompt_field, str) or not prompt_field.strip(". ")):
+        raise ValueError(f"prompt_field must name a column or a caption extension such as 'txt', got {prompt_field!r}")
+    shards = _list_shards(Path(source).expanduser(), source, shard_size, image_column, key_column, prompt_field)
+    if prompt_field is None or shards[0].kind == "parquet":
+        return shards
+    caption = prompt_field.strip(". ").lower()  # files and tars: an extension, spelt without its dot
+    return [dataclasses.replace(s, prompt_field=caption) for s in shards]
+
+
+def _list_shards(path: Path, source, shard_size: int, image_column: str | None, key_column: str | None,
+                 prompt_field: str | None) -> list[Shard]:
     if not path.exists():
         raise SourceError(f"source {str(source)!r} does not exist")
     if path.is_dir():
@@ -84,13 +103,13 @@ def list_shards(source: str | os.PathLike, shard_size: int = DEFAULT_SHARD_SIZE,
                 raise SourceError(f"source folder {str(source)!r} holds no images, .parquet or .tar files")
             return _make_shards("files", [str(p) for _, p in images], shard_size, 0)
         if parquet:
-            return _parquet_shards(parquet, shard_size, image_column, key_column)
+            return _parquet_shards(parquet, shard_size, image_column, key_column, prompt_field)
         return _tar_shards(tars, shard_size)
     suffix = path.suffix.lower()
     if suffix in PATH_LIST_SUFFIXES:
         return _make_shards("files", _read_path_list(path), shard_size, 0)
     if suffix == ".parquet":
-        return _parquet_shards([path], shard_size, image_column, key_column)
+        return _parquet_shards([path], shard_size, image_column, key_column, prompt_field)
     if suffix == ".tar":
         return _tar_shards([path], shard_size)
     if suffix in IMAGE_SUFFIXES:
@@ -126,7 +145,7 @@ def _pick(names: list[str], wanted: str | None, candidates: tuple[str, ...], wha
 
 
 def _parquet_shards(files: list[Path], shard_size: int, image_column: str | None,
-                    key_column: str | None) -> list[Shard]:
+                    key_column: str | None, prompt_column: str | None) -> list[Shard]:
     import pyarrow.parquet as pq
 
     shards: list[Shard] = []
@@ -140,12 +159,14 @@ def _parquet_shards(files: list[Path], shard_size: int, image_column: str | None
         if image is None:
             raise SourceError(f"{file}: no image column (looked for {list(IMAGE_COLUMNS)}); pass image_column=")
         key = _pick(names, key_column, KEY_COLUMNS, "image key", file)
+        if prompt_column is not None:
+            _pick(names, prompt_column, (), "prompts", file)
         if key is not None:
             keys = [str(k) for k in pq.read_table(file, columns=[key]).column(key).to_pylist()]
         else:
             keys = [f"{file}#{row}" for row in range(meta.metadata.num_rows)]
         shards += _make_shards("parquet", keys, shard_size, len(shards), location=str(file),
-                               image_column=image, key_column=key)
+                               image_column=image, key_column=key, prompt_field=prompt_column)
     return shards
 
 
@@ -173,37 +194,58 @@ def _tar_shards(files: list[Path], shard_size: int) -> list[Shard]:
     return shards
 
 
-def read_shard(shard: Shard) -> Iterator[tuple[str, bytes | None, str | None]]:
-    """`(key, image bytes, None)` for every image of the shard, or `(key, None, why)` for
-    one that cannot be read. Every key of the shard comes out exactly once, whatever fails."""
+Item = tuple[str, "bytes | None", "str | None", "str | None"]
+"""(key, image bytes or None, why it cannot be read or None, prompt or None)."""
+
+
+def read_shard(shard: Shard) -> Iterator[Item]:
+    """`(key, image bytes, None, prompt)` for every image of the shard, or `(key, None, why,
+    None)` for one that cannot be read (or whose prompt is missing, when the shard has a
+    `prompt_field`). Every key of the shard comes out exactly once, whatever fails."""
     done: set[str] = set()
     try:
-        for key, data, error in _READERS[shard.kind](shard):
+        for key, data, error, prompt in _READERS[shard.kind](shard):
             if key in done:
                 continue
             done.add(key)
-            yield key, data, error
+            yield key, data, error, prompt
     except Exception as err:  # a damaged container fails its remaining images, not the run
         reason = f"{shard.location or 'shard'}: unreadable ({type(err).__name__}: {err})"
         for key in shard.keys:
             if key not in done:
-                yield key, None, reason
+                yield key, None, reason, None
         return
     for key in shard.keys:
         if key not in done:
-            yield key, None, f"{shard.location}: image {key!r} is no longer there"
+            yield key, None, f"{shard.location}: image {key!r} is no longer there", None
 
 
-def _read_files(shard: Shard) -> Iterator[tuple[str, bytes | None, str | None]]:
+def _caption(data: bytes, key: str, where: str) -> tuple[str | None, str | None]:
+    """(prompt, None) from a caption file's bytes, or (None, why) when there is none."""
+    text = data.decode("utf-8", errors="replace").strip()
+    return (text, None) if text else (None, f"{key}: the prompt {where} is empty")
+
+
+def _read_files(shard: Shard) -> Iterator[Item]:
     for key in shard.keys:
         try:
             with open(key, "rb") as handle:
-                yield key, handle.read(), None
+                data = handle.read()
         except OSError as err:
-            yield key, None, f"{key}: cannot read ({err.strerror or err})"
+            yield key, None, f"{key}: cannot read ({err.strerror or err})", None
+            continue
+        if shard.prompt_field is None:
+            yield key, data, None, None
+            continue
+        caption = Path(key).with_suffix("." + shard.prompt_field)
+        try:
+            prompt, why = _caption(caption.read_bytes(), key, str(caption))
+        except OSError:
+            prompt, why = None, f"{key}: no prompt ({caption} cannot be read)"
+        yield key, (data if why is None else None), why, prompt
 
 
-def _read_parquet(shard: Shard) -> Iterator[tuple[str, bytes | None, str | None]]:
+def _read_parquet(shard: Shard) -> Iterator[Item]:
     import pyarrow.parquet as pq
 
     file = pq.ParquetFile(shard.location)
@@ -214,29 +256,58 @@ def _read_parquet(shard: Shard) -> Iterator[tuple[str, bytes | None, str | None]
         rows = file.metadata.row_group(group).num_rows
         low, high = max(shard.start, offset), min(stop, offset + rows)
         if low < high:
-            column = file.read_row_group(group, columns=[shard.image_column]).column(shard.image_column)
+            wanted = [shard.image_column] + ([shard.prompt_field] if shard.prompt_field is not None else [])
+            table = file.read_row_group(group, columns=wanted).slice(low - offset, high - low)
+            values = table.column(shard.image_column).to_pylist()
+            prompts = (table.column(shard.prompt_field).to_pylist() if shard.prompt_field is not None
+                       else [None] * len(values))
             # the values first: zip stops on them without taking a key of the next row group
-            for value, key in zip(column.slice(low - offset, high - low).to_pylist(), keys):
+            for value, prompt, key in zip(values, prompts, keys):
                 if isinstance(value, dict):  # Hugging Face `Image` feature: {"bytes": …, "path": …}
                     value = value.get("bytes")
-                if isinstance(value, (bytes, bytearray)) and value:
-                    yield key, bytes(value), None
+                if not (isinstance(value, (bytes, bytearray)) and value):
+                    yield key, None, f"{key}: column {shard.image_column!r} holds no image bytes", None
+                elif shard.prompt_field is not None and not (isinstance(prompt, str) and prompt.strip()):
+                    yield key, None, f"{key}: no prompt in column {shard.prompt_field!r}", None
                 else:
-                    yield key, None, f"{key}: column {shard.image_column!r} holds no image bytes"
+                    yield key, bytes(value), None, (prompt.strip() if prompt is not None else None)
         offset += rows
 
 
-def _read_tar(shard: Shard) -> Iterator[tuple[str, bytes | None, str | None]]:
+def _read_tar(shard: Shard) -> Iterator[Item]:
+    """One pass over the tar. With captions, a sample is given out once both its image and
+    its caption member are read; WebDataset keeps a sample's members together, so only a
+    sample or two wait in memory."""
     wanted = set(shard.keys)
     prefix = Path(shard.location).name + "/"
+    images: dict[str, bytes | None] = {}
+    captions: dict[str, str] = {}
     with tarfile.open(shard.location) as tar:
         for member in tar:
             key, ext = _sample_key(member.name)
             key = prefix + key
-            if key in wanted and member.isfile() and ext in _TAR_IMAGE_EXTENSIONS:
+            if key not in wanted or not member.isfile():
+                continue
+            handle = tar.extractfile(member)
+            if ext in _TAR_IMAGE_EXTENSIONS and key not in images:
+                images[key] = handle.read() if handle is not None else None
+            elif ext == shard.prompt_field and key not in captions:
+                captions[key] = handle.read().decode("utf-8", errors="replace").strip() if handle is not None else ""
+            else:
+                continue
+            if key in images and (shard.prompt_field is None or key in captions):
+                yield _tar_item(key, images.pop(key), captions.pop(key, None), shard.prompt_field)
                 wanted.discard(key)
-                handle = tar.extractfile(member)
-                yield key, handle.read() if handle is not None else None, None if handle else f"{key}: empty member"
+    for key, data in images.items():  # samples whose caption never came
+        yield key, None, f"{key}: no prompt (the sample has no .{shard.prompt_field} member)", None
+
+
+def _tar_item(key: str, data: bytes | None, caption: str | None, prompt_field: str | None) -> Item:
+    if data is None:
+        return key, None, f"{key}: empty member", None
+    if prompt_field is not None and not caption:
+        return key, None, f"{key}: the prompt (.{prompt_field} member) is empty", None
+    return key, data, None, caption
 
 
 _READERS = {"files": _read_files, "parquet": _read_parquet, "webdataset": _read_tar}
