@@ -25,6 +25,11 @@ CriticLoadError = CheckpointError
 """The LMM loader's name for it."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of a loading error (transformers' can run to pages), for messages."""
+    return (str(err).strip() or type(err).__name__).splitlines()[0][:300]
+
+
 def hub_offline() -> bool:
     """`HF_HUB_OFFLINE` as set now (huggingface_hub reads it only once, at import)."""
     from huggingface_hub import constants

@@ -29,9 +29,8 @@ from typing import Any, Mapping
 
 import torch
 
-from ..hub import CheckpointError, read_config
-from ..images import resize_to_fit
-from .base import Judge, Judgement, resolve_device, resolve_dtype
+from ..hub import CheckpointError, first_line, read_config
+from .base import CheckpointJudge, Judgement, resolve_device, resolve_dtype
 
 METHODS = ("clipscore", "pickscore")
 ANCHORS: dict[str, tuple[float, float]] = {"clipscore": (0.25, 0.875), "pickscore": (19.02, 23.74)}
@@ -78,7 +77,7 @@ def load_alignment(
     try:
         model = CLIPModel.from_pretrained(spec, dtype=resolve_dtype(dtype, device), **hub_kwargs)
     except Exception as err:  # corrupt/missing weights raise many types
-        raise CheckpointError(f"alignment critic {spec!r}: could not load the CLIP weights ({_first(err)})") from err
+        raise CheckpointError(f"alignment critic {spec!r}: could not load the CLIP weights ({first_line(err)})") from err
     return AlignmentJudge(spec, model.to(device).eval(), clip_processor, method, (float(low), float(high)))
 
 
@@ -94,7 +93,7 @@ def _load_processor(spec: str, override: str | None, method: str, hub_kwargs: di
         try:
             loaded = AutoProcessor.from_pretrained(source, **kwargs)
         except (OSError, ValueError, TypeError, KeyError) as err:
-            errors.append(f"{source}: {_first(err)}")
+            errors.append(f"{source}: {first_line(err)}")
             continue
         if getattr(loaded, "tokenizer", None) is not None and getattr(loaded, "image_processor", None) is not None:
             return loaded
@@ -105,38 +104,24 @@ def _load_processor(spec: str, override: str | None, method: str, hub_kwargs: di
     )
 
 
-def _first(err: BaseException) -> str:
-    return (str(err).strip() or type(err).__name__).splitlines()[0][:300]
-
-
 def _features(output: Any) -> torch.Tensor:
     """get_*_features returns the projected tensor (transformers 4) or an output whose
     pooler_output holds it (transformers 5)."""
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-class AlignmentJudge(Judge):
+class AlignmentJudge(CheckpointJudge):
     """A CLIP model scoring how well each image shows its prompt (see the module docs)."""
 
     capabilities = frozenset({"alignment"})
     uses_prompts = True
-    max_side = 1024
 
     def __init__(self, spec: str, model: torch.nn.Module, processor: Any, method: str,
                  anchors: tuple[float, float]) -> None:
-        super().__init__(spec)
-        self.model = model
-        self.processor = processor
+        super().__init__(spec, model, processor)
         self.method = method
         self.anchors = anchors
         self._text_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-
-    @property
-    def torch_module(self) -> torch.nn.Module:
-        return self.model
-
-    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        return resize_to_fit(batch, self.max_side)
 
     def judge(self, batch: torch.Tensor, prompts: list[str] | None) -> Judgement:
         if prompts is None:

@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import torch
 
 from ..devices import parse_dtype, resolve_device
-from ..images import iter_batches
+from ..images import iter_batches, resize_to_fit
 from ..report import ATTRIBUTES, QualityReport
 
 ProgressCallback = Callable[[int], None]
@@ -195,6 +195,26 @@ class Judge(_Weighted, ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(spec={self.spec!r}, device={self.device})"
+
+
+class CheckpointJudge(Judge):
+    """A judge around one transformers model and its processor (detector, CLIP): the model
+    is what memory hosts move, and inputs are bounded to `max_side` before the processor's
+    own resize, so a huge image costs no more than a 1024-px one."""
+
+    max_side = 1024
+
+    def __init__(self, spec: str, model: torch.nn.Module, processor: Any) -> None:
+        super().__init__(spec)
+        self.model = model
+        self.processor = processor
+
+    @property
+    def torch_module(self) -> torch.nn.Module:
+        return self.model
+
+    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        return resize_to_fit(batch, self.max_side)
 
 
 def prompt_sequence(prompts: Any, images: Any) -> str | list[str] | None:

@@ -20,14 +20,11 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from ..images import resize_to_fit
-from ..hub import CheckpointError, read_config
-from .base import Judge, Judgement, resolve_device, resolve_dtype
+from ..hub import CheckpointError, first_line, read_config
+from .base import CheckpointJudge, Judgement, resolve_device, resolve_dtype
 
 AI_WORDS = frozenset({"fake", "ai", "artificial", "generated", "synthetic"})
 REAL_WORDS = frozenset({"real", "human", "photo", "photograph", "authentic"})
-DETECTOR_MAX_SIDE = 1024
-"""Inputs are bounded to this before the processor's own resize (classifiers read 224–512 px)."""
 
 
 def label_words(label: str) -> set[str]:
@@ -97,38 +94,24 @@ def load_detector(
     try:
         processor = AutoImageProcessor.from_pretrained(spec, **hub_kwargs)
     except (OSError, ValueError, TypeError, KeyError) as err:
-        raise CheckpointError(f"detector {spec!r}: could not load its image processor (preprocessor_config.json) ({_first(err)})") from err
+        raise CheckpointError(f"detector {spec!r}: could not load its image processor (preprocessor_config.json) ({first_line(err)})") from err
     try:
         model = AutoModelForImageClassification.from_pretrained(spec, dtype=torch_dtype, **hub_kwargs)
     except Exception as err:  # corrupt/missing weights raise many types (e.g. SafetensorError)
-        raise CheckpointError(f"detector {spec!r}: could not load the classifier weights ({_first(err)})") from err
+        raise CheckpointError(f"detector {spec!r}: could not load the classifier weights ({first_line(err)})") from err
     return DetectorJudge(spec, model.to(device).eval(), processor, ids)
 
 
-def _first(err: BaseException) -> str:
-    return (str(err).strip() or type(err).__name__).splitlines()[0][:300]
-
-
-class DetectorJudge(Judge):
+class DetectorJudge(CheckpointJudge):
     """An image classifier read as P(AI-generated); see the module docs."""
 
     capabilities = frozenset({"ai_generated"})
-    max_side = DETECTOR_MAX_SIDE
 
     def __init__(self, spec: str, model: torch.nn.Module, processor: Any, ai_ids: list[int]) -> None:
-        super().__init__(spec)
-        self.model = model
-        self.processor = processor
+        super().__init__(spec, model, processor)
         self.ai_ids = ai_ids
         labels = model.config.id2label
         self.ai_labels = [labels[i] for i in ai_ids]
-
-    @property
-    def torch_module(self) -> torch.nn.Module:
-        return self.model
-
-    def prepare(self, batch: torch.Tensor) -> torch.Tensor:
-        return resize_to_fit(batch, self.max_side)
 
     def judge(self, batch: torch.Tensor, prompts: list[str] | None) -> Judgement:
         # uint8 images: processors rescale by 1/255 whatever the dtype
