@@ -7,12 +7,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from visualcritic_core.rewriter import TransformersChatModel, load_chat_model
 
 from .common import CATEGORY, load_managed
-from .loader import _Holder, device_choices
+from .loader import device_choices
+from .placement import load_and_offload_devices, managed, model_folder_paths
 
 LANGUAGE_MODEL_TYPE = "VC_LANGUAGE_MODEL"
 MODEL_FOLDER = "LLM"
@@ -39,14 +38,8 @@ class LanguageModelHandle:
 
 def language_model_folders() -> dict[str, str]:
     """Chat model folder name → path under every `LLM` model folder."""
-    import folder_paths
-
-    default = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
-    known = folder_paths.folder_names_and_paths.get(MODEL_FOLDER)
-    if known is None or default not in known[0]:
-        folder_paths.add_model_folder_path(MODEL_FOLDER, default)
     found: dict[str, str] = {}
-    for root in folder_paths.get_folder_paths(MODEL_FOLDER):
+    for root in model_folder_paths(MODEL_FOLDER):
         if os.path.isdir(root):
             for name in sorted(os.listdir(root)):
                 if os.path.isfile(os.path.join(root, name, "config.json")):
@@ -91,12 +84,6 @@ class VisualCriticLanguageModelLoader:
 
     @staticmethod
     def _build(spec: str, device: str) -> LanguageModelHandle:
-        import comfy.model_management as mm
-        import comfy.model_patcher
-
-        load_device = mm.get_torch_device() if device == "auto" else torch.device(device)
-        offload_device = mm.unet_offload_device() if device == "auto" else load_device
+        load_device, offload_device = load_and_offload_devices(device)
         chat = load_chat_model(spec, device=offload_device)
-        patcher = comfy.model_patcher.ModelPatcher(_Holder(chat.model), load_device=load_device,
-                                                   offload_device=offload_device)
-        return LanguageModelHandle(chat, patcher)
+        return LanguageModelHandle(chat, managed(chat.model, load_device, offload_device))

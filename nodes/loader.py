@@ -11,6 +11,7 @@ from visualcritic_core.devices import available_devices
 from visualcritic_core.registry import available_critics, load_critic
 
 from .common import CATEGORY, CRITIC_TYPE, CriticHandle
+from .placement import load_and_offload_devices, managed, model_folder_paths
 
 _log = logging.getLogger("VisualCritic")
 MODEL_FOLDER = "visualcritic"
@@ -23,15 +24,8 @@ between two critics never reloads either."""
 
 
 def model_folders() -> list[str]:
-    """The `visualcritic` model folders, registering ComfyUI's default `models/visualcritic`
-    (extra_model_paths.yaml entries named `visualcritic:` come on top)."""
-    import folder_paths
-
-    default = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
-    known = folder_paths.folder_names_and_paths.get(MODEL_FOLDER)
-    if known is None or default not in known[0]:
-        folder_paths.add_model_folder_path(MODEL_FOLDER, default)
-    return folder_paths.get_folder_paths(MODEL_FOLDER)
+    """The `visualcritic` model folders (`models/visualcritic` and extra_model_paths.yaml's)."""
+    return model_folder_paths(MODEL_FOLDER)
 
 
 def find_checkpoints() -> dict[str, str]:
@@ -63,15 +57,6 @@ def _auto_dtype(device: torch.device) -> str | None:
     if mm.should_use_fp16(device):
         return "float16"
     return None
-
-
-class _Holder(torch.nn.Module):
-    """Container given to ModelPatcher: ComfyUI sets bookkeeping attributes (e.g. `device`)
-    on the module it manages, which a transformers model does not allow on itself."""
-
-    def __init__(self, inner: torch.nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
 
 
 class VisualCriticLoader:
@@ -147,20 +132,15 @@ class VisualCriticLoader:
 
     @staticmethod
     def _build(spec: str, device: str, dtype: str, quantization: str) -> CriticHandle:
-        import comfy.model_management as mm
-        import comfy.model_patcher
-
-        load_device = mm.get_torch_device() if device == "auto" else torch.device(device)
+        load_device, offload_device = load_and_offload_devices(device)
         options = {} if quantization == "none" else {"quantization": quantization}
         chosen_dtype = _auto_dtype(load_device) if dtype == "auto" else dtype
         if quantization != "none":
             # bitsandbytes weights are placed once and cannot be moved afterwards.
             return CriticHandle(load_critic(spec, device=load_device, dtype=chosen_dtype, **options))
-        offload_device = mm.unet_offload_device() if device == "auto" else load_device
         critic = load_critic(spec, device=offload_device, dtype=chosen_dtype)
         module = critic.torch_module
         if module is None:
             critic.to(load_device)
             return CriticHandle(critic)
-        patcher = comfy.model_patcher.ModelPatcher(_Holder(module), load_device=load_device, offload_device=offload_device)
-        return CriticHandle(critic, patcher)
+        return CriticHandle(critic, managed(module, load_device, offload_device))
