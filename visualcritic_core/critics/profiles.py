@@ -29,8 +29,9 @@ LEVEL_WORDS = ("excellent", "good", "fair", "poor", "bad")
 AMOUNT_WORDS = ("extremely", "very", "fairly", "slightly", "not")
 """Five "how much of it" words, most first; weighted 5..1, so an attribute's 5 means very
 much of it (very noisy, very sharp) whatever the family. "This image is extremely noisy":
-each is one token after "This image is" in the Qwen2 and Llama vocabularies ("moderately"
-and "somewhat" are not: they split in Qwen2)."""
+each is one token after "This image is" in the Qwen2 and LLaMA-1/2 vocabularies (LLaMA
+checked with the npm package llama-tokenizer-js 1.2.2; "moderately" splits in both, "somewhat"
+in Qwen2)."""
 
 DIGIT_WORDS = ("5", "4", "3", "2", "1")
 """The first digit of a 1–5 rating, highest first (numeric readout)."""
