@@ -11,6 +11,7 @@ from visualcritic_core.critics.lmm import (
     CPU_MAX_SIDE,
     UNPARSED_MARK,
     LMMCritic,
+    answer_token_ids,
     default_max_side,
     parse_rating,
     render_prompt,
@@ -119,6 +120,17 @@ def test_real_qwen_vocabulary_reproduces_the_published_ids():
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>", "<|image_pad|>")}
     assert ids == {"<|im_start|>": 151644, "<|im_end|>": 151645, "<|image_pad|>": 151655}
     assert qwen_tokenizer("llava_onevision").convert_tokens_to_ids("<image>") == 151646
+
+
+def test_answer_words_are_the_tokens_a_model_would_write_next():
+    """ " 3" is "Ġ" + "3" in Qwen2: a digit right after "...is" must not be read as the
+    glued "is3" (the model writes the space first); after "<answer>" it may follow directly."""
+    tokenizer = qwen_tokenizer("qwen2_5_vl")
+    assert answer_token_ids(tokenizer, "The quality of the image is", ["excellent", "good"]) == [9073, 1661]
+    assert answer_token_ids(tokenizer, "<answer>", ["5", "4", "3"]) == [20, 19, 18]
+    assert answer_token_ids(tokenizer, "<answer> ", ["5", "4", "3"]) == [20, 19, 18]
+    with pytest.raises(ValueError, match="'5' is not a single token"):
+        answer_token_ids(tokenizer, "The quality of the image is", ["5", "4", "3"])
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_MOS_PROMPTS))

@@ -313,22 +313,25 @@ def render_prompt(processor: Any, profile: CriticProfile, question: str, answer_
 def answer_token_ids(tokenizer: Any, context: str, words: Sequence[str]) -> list[int]:
     """The one token each answer word is, right after `context`.
 
-    After a context ending in a word, the word is tried with a leading space and without
-    it, and must be a single token in the tokenization of context + word; after a context
-    ending in whitespace (e.g. Q-SiT's "...is "), the bare word must be one token. Words
-    that are several tokens raise a ValueError (scoring their first piece would be wrong)."""
+    After a context ending in a word ("...is"), the word follows a space and " word" must
+    be a single token in the tokenization of context + " " + word; after punctuation
+    ("<answer>"), the word may also follow directly; after whitespace (e.g. Q-SiT's
+    "...is "), the bare word must be one token. Words that are several tokens raise a
+    ValueError (scoring their first piece would be wrong): LLaMA's " 3" is "▁" + "3", so a
+    digit right after "is" cannot be read there, and must not be read as if glued on."""
     def encode(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     base = encode(context)
     ids: list[int] = []
+    glued = bool(context) and not context[-1].isalnum()
     for word in words:
         found = None
         if context[-1:].isspace() or not context:
             pieces = encode(word)
             found = pieces[0] if len(pieces) == 1 else None
         else:
-            for sep in (" ", ""):
+            for sep in (" ", "") if glued else (" ",):
                 full = encode(context + sep + word)
                 if len(full) == len(base) + 1 and full[: len(base)] == base:
                     found = full[-1]
