@@ -39,19 +39,26 @@ def page(comfy):
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1600,1000", "--force-device-scale-factor=1"):
+                "--window-size=1920,1080", "--force-device-scale-factor=1"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # no first-run template dialog; more frontend settings from VISUALCRITIC_BROWSER_SETTINGS (JSON),
-    # e.g. '{"Comfy.VueNodes.Enabled": true}' for the "Nodes 2.0" renderer of frontend 1.3x+
-    settings = {"Comfy.TutorialCompleted": True, **json.loads(os.environ.get("VISUALCRITIC_BROWSER_SETTINGS", "{}"))}
+    # No first-run template dialog, and the classic canvas unless VISUALCRITIC_BROWSER_SETTINGS (JSON)
+    # says otherwise, e.g. '{"Comfy.VueNodes.Enabled": true}' for the "Nodes 2.0" renderer of frontend
+    # 1.3x+. Said explicitly because the 2024 tree keeps settings in its own folder between runs, and a
+    # left-over "Nodes 2.0" switched on 1.27.10's unfinished Vue renderer, which draws no previews and
+    # no text boxes (every run after a Nodes 2.0 run timed out, 2026-12-01).
+    settings = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": False,
+                **json.loads(os.environ.get("VISUALCRITIC_BROWSER_SETTINGS", "{}"))}
     comfy.post("/settings", settings)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_script_timeout(RUN_TIMEOUT)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         _open(driver, comfy.url)
-        print("frontend:", driver.execute_script("return window.__COMFYUI_FRONTEND_VERSION__ || 'bundled (2024)'"))
+        vue = driver.execute_script("return !!window.LiteGraph.vueNodesMode")
+        print("frontend:", driver.execute_script("return window.__COMFYUI_FRONTEND_VERSION__ || 'bundled (2024)'"),
+              "renderer:", "Nodes 2.0 (Vue)" if vue else "classic canvas")
+        assert vue == bool(settings["Comfy.VueNodes.Enabled"]), "the page ignored the renderer setting"
         yield driver
     finally:
         log = "\n".join(f"{e['level']} {e['message']}" for e in driver.get_log("browser"))
@@ -74,8 +81,50 @@ def _wait(driver, script: str, *args, what: str, timeout: float = RUN_TIMEOUT):
             return value
         if time.monotonic() > deadline:
             _shot(driver, "timeout")
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}; the nodes' result boxes: {_text_boxes(driver)}")
         time.sleep(0.3)
+
+
+# Each node's result text (the extension's widget) and whether a text box on the page shows it: the
+# classic canvas shows the widget's own textarea, "Nodes 2.0" a textarea of its own bound to the value.
+TEXT_BOXES = """
+    const shown = new Set([...document.querySelectorAll('textarea')].map(t => t.value));
+    const nodes = window.app.graph._nodes || window.app.graph.nodes;
+    return Object.fromEntries(nodes.map(n => [n.id, (n.widgets || []).find(w => w.name === 'visualcritic_text')])
+        .filter(([id, w]) => w).map(([id, w]) => [id, {text: String(w.value), shown: shown.has(String(w.value))}]));
+"""
+
+
+def _text_boxes(driver) -> dict:
+    return driver.execute_script(TEXT_BOXES)
+
+
+def _overlapping_nodes(driver) -> list:
+    """Pairs of nodes whose boxes (title bar included) overlap on the canvas: a result box that grew
+    over its neighbour hides it."""
+    boxes = driver.execute_script("""
+        const title = window.LiteGraph.NODE_TITLE_HEIGHT;
+        return (window.app.graph._nodes || window.app.graph.nodes).map(n =>
+            [n.id, n.pos[0], n.pos[1] - title, n.pos[0] + n.size[0], n.pos[1] + n.size[1]]);
+    """)
+    return [(a[0], b[0], [round(v) for v in a[1:]], [round(v) for v in b[1:]]) for i, a in enumerate(boxes)
+            for b in boxes[i + 1:] if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+
+
+def _wait_for_texts(driver, wanted: dict, what: str) -> dict:
+    """Wait until node id -> (starts with, contains) holds for the text shown on each node."""
+    def ready():
+        boxes = {int(k): v for k, v in _text_boxes(driver).items()}
+        return all(n in boxes and boxes[n]["shown"] and boxes[n]["text"].startswith(head) and tail in boxes[n]["text"]
+                   for n, (head, tail) in wanted.items()) and boxes
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (boxes := ready()):
+        if time.monotonic() > deadline:
+            _shot(driver, "timeout")
+            raise AssertionError(f"timed out waiting for {what}; the nodes' result boxes: {_text_boxes(driver)}")
+        time.sleep(0.3)
+    return boxes
 
 
 def _shot(driver, name: str) -> Path:
@@ -85,7 +134,7 @@ def _shot(driver, name: str) -> Path:
     return path
 
 
-def _load(driver, workflow: dict, scale: float = 0.45) -> dict:
+def _load(driver, workflow: dict, scale: float = 0.7) -> dict:
     """Load a UI workflow as the user's "Open" does; what the page then holds."""
     return driver.execute_async_script("""
         const [workflow, scale, done] = arguments;
@@ -161,6 +210,7 @@ def test_every_workflow_loads_in_the_frontend_as_its_api_twin(page, name):
     assert "error" not in state, state.get("error")
     assert state["unregistered"] == []
     assert sorted(state["loaded"]) == sorted(n["type"] for n in workflow["nodes"])
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
     assert not [w for w in MISSING_NODES_WORDS if w in state["text"]], "a missing-nodes dialog is open"
     _shot(page, f"loaded-{name}")
     # What the frontend would send for it (Primitive values copied into widgets, links kept)
@@ -202,12 +252,14 @@ def test_score_and_sort_runs_from_the_page_and_shows_previews_and_text(page, com
                 .concat([...document.images].filter(loaded).map(i => i.src));
             return arguments[1].every(f => srcs.some(s => s.includes(f)));
         """, node_id, sorted(wanted), what=f"node {node_id}'s previews on the page")
-    shown = _wait(page, """
-        const boxes = [...document.querySelectorAll('textarea')].map(t => t.value);
-        return boxes.some(v => v.startsWith('objective: mos=1')) && boxes.some(v => v.startsWith('#0: MOS'))
-            && boxes.some(v => v.startsWith("scikit-image photo 'astronaut'")) && boxes;
-    """, what="Score, Rerank and Sample Images text on the page")
-    assert any(box.startswith("#0: MOS") and "#5: MOS" in box for box in shown)  # Score: every image of the batch
+    _wait_for_texts(page, {
+        ids["VisualCriticSampleImages"]: ("scikit-image photo 'astronaut'", ""),
+        score: ("#0: MOS", "#5: MOS"),  # every image of the batch
+        ids["VisualCriticObjective"]: ("", "MOS"),
+        rerank: ("objective: mos=1\n#", " | score "),
+        ids["VisualCriticReport"]: ("objective: mos=1\n#0: MOS", "#5: MOS"),  # the sorted batch, each scored
+    }, what="the text results of Sample Images, Score, Objective, Rerank and Report on the page")
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
     _shot(page, "ran-score_and_sort")
     page.execute_script("""
         const node = window.app.graph.getNodeById(arguments[0]);
@@ -226,12 +278,12 @@ def test_gated_regeneration_shows_its_summary_and_the_revised_prompt(page, comfy
     entry = _queue_and_wait(page, comfy)
     summary = entry["outputs"][str(ids["VisualCriticGatedKSampler"])]["text"][0]
     assert "attempt(s); best seed" in summary
-    _wait(page, """
-        const boxes = [...document.querySelectorAll('textarea')].map(t => t.value);
-        return boxes.some(v => v.startsWith(arguments[0])) && boxes.some(v => v.startsWith('Why:')
-            && v.includes('Revised positive:\\n' + arguments[1]));
-    """, summary, next(n for n in workflow["nodes"] if n.get("title") == "Prompt")["widgets_values"][0],
-          what="the Gated KSampler summary and Prompt Feedback's revision on the page")
+    prompt = next(n for n in workflow["nodes"] if n.get("title") == "Prompt")["widgets_values"][0]
+    _wait_for_texts(page, {ids["VisualCriticGatedKSampler"]: (summary, ""),
+                           ids["VisualCriticPromptFeedback"]: ("Why:", "Revised positive:\n" + prompt),
+                           ids["VisualCriticReport"]: ("objective: ", "#0: MOS")},
+                    what="the Gated KSampler summary, Prompt Feedback's revision and Report's scores on the page")
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
     _shot(page, "ran-gated_regeneration")
 
 
@@ -256,4 +308,5 @@ def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
             .concat([...document.images].filter(loaded).map(i => i.src));
         return arguments[1].every(f => srcs.some(s => s.includes(f)));
     """, rerank, wanted, what="Rerank's previews after the cached re-run")
+    _wait_for_texts(page, {rerank: ("objective: mos=1\n#", " | score ")}, what="Rerank's text after the cached re-run")
     _shot(page, "cached-rerun-score_and_sort")
