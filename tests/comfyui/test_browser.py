@@ -170,7 +170,7 @@ def _queue_and_wait(driver, comfy) -> dict:
     raise AssertionError("the page queued nothing")
 
 
-def _tiny(workflow: dict) -> dict:
+def _tiny(workflow: dict, size: int = 64) -> dict:
     """The workflow with the checkpoint and text encoders swapped for the test-only tiny
     stand-ins (same widgets, inputs and output slots) and a small, quick sampling setup."""
     workflow = json.loads(json.dumps(workflow))
@@ -180,7 +180,9 @@ def _tiny(workflow: dict) -> dict:
         elif node["type"] == "CLIPTextEncode":
             node["type"] = "VCTestTextConditioning"
         elif node["type"] == "EmptyLatentImage":
-            node["widgets_values"][:2] = [64, 64]
+            node["widgets_values"][:2] = [size, size]
+        elif node["type"] == "KSampler":
+            node["widgets_values"][2] = 2  # steps
         elif node["type"] == "VisualCriticGatedKSampler":
             node["widgets_values"][2] = 2  # steps
             node["widgets_values"][9] = 1  # max_attempts
@@ -317,6 +319,18 @@ def test_gated_regeneration_shows_its_summary_and_the_revised_prompt(page, comfy
                     what="the Gated KSampler summary, Prompt Feedback's revision and Report's scores on the page")
     assert not (overlaps := _overlapping_nodes(page)), overlaps
     _shot(page, "ran-gated_regeneration")
+
+
+def test_local_repair_shows_the_quality_map_and_keep_better_text(page, comfy):
+    workflow = _tiny(json.loads((WORKFLOWS / "visualcritic_local_repair.json").read_text()), size=128)
+    ids = {n["type"]: n["id"] for n in workflow["nodes"]}
+    assert _load(page, workflow)["unregistered"] == []
+    _queue_and_wait(page, comfy)
+    _wait_for_texts(page, {ids["VisualCriticQualityMap"]: ("#0: ", "% flagged"),
+                           ids["VisualCriticKeepBetter"]: ("objective: ", "kept the ")},
+                    what="the Quality Map's and Keep Better's text on the page")
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
+    _shot(page, "ran-local_repair")
 
 
 def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
