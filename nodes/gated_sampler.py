@@ -50,7 +50,11 @@ class VisualCriticGatedKSampler:
         return {
             "required": {
                 "model": ("MODEL",),
-                "seed": ("INT", {"default": 0, "min": 0, "max": _SEED_SPACE - 1, "tooltip": "First seed; candidate k uses seed + k."}),
+                # control_after_generate declared as ComfyUI's own KSampler does (nodes.py): frontend 1.58's
+                # widgets_values migration counts it, and without it takes the last saved value for the
+                # optional forceInput `prompt` and drops it (candidates_per_attempt fell back to 1)
+                "seed": ("INT", {"default": 0, "min": 0, "max": _SEED_SPACE - 1, "control_after_generate": True,
+                                 "tooltip": "First seed; candidate k uses seed + k."}),
                 "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
                 "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
                 "sampler_name": (comfy.samplers.KSampler.SAMPLERS,),

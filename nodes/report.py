@@ -4,7 +4,7 @@ from __future__ import annotations
 from visualcritic_core.objective import Objective
 from visualcritic_core.render import overlay_batch
 
-from .common import CATEGORY, REPORT_TYPE, check_images, check_reports
+from .common import CATEGORY, REPORT_TYPE, check_images, check_reports, report_line
 
 
 class VisualCriticReport:
@@ -14,6 +14,7 @@ class VisualCriticReport:
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("The images with their score panels, same size as the input.",)
     FUNCTION = "draw"
+    OUTPUT_NODE = True  # its summary text comes back on a fully cached re-run, like Score's and Rerank's
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -37,4 +38,7 @@ class VisualCriticReport:
             except ValueError as err:
                 raise ValueError(f"objective_text: {err}") from err
             scores = [objective.score(r) for r in reports]
-        return (overlay_batch(images, reports, scores=scores),)
+        lines = ([f"objective: {objective.to_text()}"] if scores is not None else []) + [
+            report_line(i, r, None if scores is None else scores[i]) for i, r in enumerate(reports)]
+        # the same summary as Score's and Rerank's, shown on the node by web/visualcritic.js
+        return {"ui": {"text": lines}, "result": (overlay_batch(images, reports, scores=scores),)}

@@ -1,14 +1,17 @@
 // VisualCritic's frontend extension (plain JS, no build step; ComfyUI serves it from WEB_DIRECTORY).
 //
 // 1. The stock frontend draws a node's `ui.images` but not its `ui.text`: every VisualCritic node
-//    that sends text (Score, Rerank, Gated KSampler, Prompt Feedback, Objective, Sample Images)
-//    gets it shown in a read-only text box on the node, as the popular "show text" nodes do.
+//    that sends text (Score, Rerank, Report, Gated KSampler, Prompt Feedback, Objective, Sample
+//    Images, Quality Map, Keep Better) gets it shown in a read-only text box on the node, made with
+//    the frontend's own multiline STRING widget, as its core "Preview Any" node and the popular
+//    "show text" nodes do. The box is added on the first result, so nodes keep their size until then.
 // 2. Workflows saved before Rerank lost its 14 objective widgets still load: their values are
 //    turned into the objective text (the same rule the node used to apply).
 import { app } from "../../scripts/app.js";
 import { ComfyWidgets } from "../../scripts/widgets.js";
 
 const TEXT_WIDGET = "visualcritic_text";
+const TEXT_BOX_ROOM = 60; // px added to a node when its text box appears: about four lines
 const ATTRIBUTES = ["brightness", "colorfulness", "contrast", "noisiness", "sharpness"];
 // Rerank's widgets before the Objective node: mos_weight, (weight, target) per attribute,
 // photo_preference, min_mos, min_score, top_k, objective_text.
@@ -17,7 +20,8 @@ const LEGACY_RERANK_VALUES = 16;
 function showText(node, lines) {
     const text = Array.isArray(lines) ? lines.join("\n") : String(lines ?? "");
     let widget = node.widgets?.find((w) => w.name === TEXT_WIDGET);
-    if (!widget) {
+    const created = !widget;
+    if (created) {
         widget = ComfyWidgets.STRING(node, TEXT_WIDGET, ["STRING", { multiline: true }], app).widget;
         widget.label = "result";
         widget.serialize = false; // a result, not a setting: never saved with the node's widgets
@@ -25,16 +29,19 @@ function showText(node, lines) {
             widget.options.serialize = false; // nor sent to the server as an input
             widget.options.read_only = true;
         }
-        if (widget.inputEl) {
-            widget.inputEl.readOnly = true;
-            widget.inputEl.classList.add("visualcritic-text");
-            widget.inputEl.style.opacity = "0.85";
-        }
+    }
+    const box = widget.inputEl ?? widget.element; // the textarea (1.x frontends also call it element)
+    if (box) {
+        box.readOnly = true;
+        box.classList.add("visualcritic-text");
+        box.style.opacity = "0.85";
     }
     widget.value = text;
-    if (widget.inputEl) widget.inputEl.value = text;
+    if (box) box.value = text;
+    // room for a new box (a few lines) unless the node has it already; later results reuse the box
     const wanted = node.computeSize();
-    node.setSize([Math.max(node.size[0], wanted[0]), Math.max(node.size[1], wanted[1])]);
+    const height = Math.max(node.size[1], wanted[1] + (created ? TEXT_BOX_ROOM : 0));
+    node.setSize([Math.max(node.size[0], wanted[0]), height]);
     app.graph.setDirtyCanvas(true, true);
 }
 
@@ -63,7 +70,13 @@ app.registerExtension({
         const onExecuted = nodeType.prototype.onExecuted;
         nodeType.prototype.onExecuted = function (message) {
             const result = onExecuted?.apply(this, arguments);
-            if (message?.text) showText(this, message.text);
+            if (message?.text) {
+                try {
+                    showText(this, message.text);
+                } catch (err) { // never break the frontend's own handling of the result
+                    console.error(`VisualCritic: cannot show the text of node #${this.id}`, err);
+                }
+            }
             return result;
         };
         if (nodeData.name !== "VisualCriticRerank") return;

