@@ -62,8 +62,11 @@ class LocalRule:
         (edge width, speck density): the mean of the cells centred nearest the pixel;
         "max" for low-quantile measures that respond only when nearly all of the cell is
         damaged (noise in the flattest blocks, levels missing from the histogram): a
-        pixel is damaged if ANY cell over it reads so. Either way the flagged area
-        follows the damaged area instead of shrinking by half a cell.
+        pixel is damaged if ANY cell over it reads so; "min" for those that respond as
+        soon as a small part of the cell is damaged (a grain floor read in the flattest
+        blocks drops when a fifth of them is smoothed): a pixel is damaged only if EVERY
+        cell over it reads so. Either way the flagged area follows the damaged area
+        instead of growing or shrinking by half a cell.
     """
 
     needs_detail: bool
@@ -75,7 +78,7 @@ LOCAL_IMPAIRMENTS: dict[str, LocalRule] = {
     "blur": LocalRule(needs_detail=True),
     # in 64-px cells of clean photos, 90% of textured cells read below ~0.7 (rocket's worst)
     "texture_loss": LocalRule(needs_detail=True, chance=0.5),
-    "smoothing": LocalRule(needs_detail=True),
+    "smoothing": LocalRule(needs_detail=True, spread="min"),
     # the flattest blocks of dense texture (fur, foliage) read as noise up to ~0.5-1
     "noise": LocalRule(needs_detail=False, chance=0.5, spread="max"),
     "chroma_noise": LocalRule(needs_detail=False),
@@ -102,6 +105,8 @@ detail in."""
 MIN_GRAIN = 0.0005
 """Typical noise floor (std, 0..1 units) an image needs for grain loss to be judged;
 below it (clean renders, heavily denoised files) there is no grain to lose."""
+WHITE_NOISE_SPAN = 2.0
+"""How far (x) a cell's full-resolution noise reading may exceed its half-resolution one."""
 SMOOTHING_STOPS = 3.0
 """Grain loss, in stops below the image's typical floor, at which "smoothing" reaches
 about half its "clearly visible" level. Textures differ by 1-3 stops within a photo;
@@ -251,12 +256,13 @@ def _cells_to_pixels(grid: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, spr
         total = ry.T.double() @ values @ rx.double()
         count = ry.T.double() @ known.double() @ rx.double()
         return (total / count.clamp_min(1e-9)).float()
-    if spread != "max":
-        raise ValueError(f"spread must be 'mean' or 'max', got {spread!r}")
-    values = grid.float().nan_to_num(nan=-math.inf)
+    if spread not in ("max", "min"):
+        raise ValueError(f"spread must be 'mean', 'max' or 'min', got {spread!r}")
+    sign = 1.0 if spread == "max" else -1.0  # the min is the max of the negated values
+    values = (sign * grid.float()).nan_to_num(nan=-math.inf)  # unknown cells have no say
     across = values[:, :, None].masked_fill(rx[None] == 0, -math.inf).amax(dim=1)  # [ny, w]
     out = across[:, None, :].masked_fill(ry[:, :, None] == 0, -math.inf).amax(dim=0)  # [h, w]
-    return out.masked_fill(~torch.isfinite(out), 0.0)
+    return (sign * out).masked_fill(~torch.isfinite(out), 0.0)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -347,8 +353,11 @@ def quality_map(
 def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat: torch.Tensor):
     """The signal critic's own measurements on every cell at once."""
     m = critic.measure(cells)
+    judged = critic.impairments(m)
+    if "noise" in judged and "coarse_noise" in m:
+        judged["noise"] = critic.impairments({**m, "noise": _white_noise(m)})["noise"]
     local = {}
-    for name, value in critic.impairments(m).items():
+    for name, value in judged.items():
         if name in LOCAL_IMPAIRMENTS:
             local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
     if "noise" in m:
@@ -358,12 +367,36 @@ def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat
             if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
                 local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
     for name, rule in LOCAL_IMPAIRMENTS.items():
+        if name in local and rule.spread == "max":
+            local[name] = _opened(local[name])
         if rule.needs_detail and name in local:
             local[name] = local[name].masked_fill(flat, math.nan)
     pooled = torch.sqrt(sum(v.nan_to_num(nan=0.0) ** 2 for v in local.values()))
     mos = (1 + 4 * torch.exp(-pooled / 2)).clamp(1, 5)
     attributes = {k: v.float().cpu().view(shape) for k, v in critic.attributes(m).items() if k in LOCAL_ATTRIBUTES}
     return mos, local, attributes
+
+
+def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The cells' noise reading, trusted only as far as the half-resolution reading backs
+    it: white noise reads about the same at both scales (0.5-1.5x in damaged cells),
+    texture reads higher at half resolution, but a residual that vanishes there is a
+    pixel-scale pattern (dither, demosaicing, halftone, fine fabric) in a few cells of
+    a scanned photo, not noise."""
+    return torch.minimum(m["noise"], WHITE_NOISE_SPAN * m["coarse_noise"])
+
+
+def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
+    """Grey opening of a cell grid: each cell keeps at most the level that a whole
+    `size`x`size` block of neighbouring cells containing it reaches. A lone cell reading
+    noise is dense texture (fur, fabric); real damage covers several overlapping cells.
+    Only for "max"-spread measures, which would otherwise flag a lone cell's whole area."""
+    if min(grid.shape) < size:
+        return grid
+    x = grid[None, None].nan_to_num(nan=-math.inf)
+    low = -F.max_pool2d(-x, size, stride=1)  # the weakest cell of each block
+    high = F.max_pool2d(F.pad(low, (size - 1,) * 4, value=-math.inf), size, stride=1)  # the best block
+    return high[0, 0].clamp_min(0).masked_fill(grid.isnan(), math.nan)
 
 
 def _grain_lost(noise: torch.Tensor, flat: torch.Tensor) -> torch.Tensor | None:
