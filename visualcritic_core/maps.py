@@ -83,8 +83,9 @@ LOCAL_IMPAIRMENTS: dict[str, LocalRule] = {
     "noise": LocalRule(needs_detail=False, chance=0.5, spread="max"),
     "chroma_noise": LocalRule(needs_detail=False),
     "specks": LocalRule(needs_detail=False),
-    # a 64-px cell holds only 4 periods of a 16-px grid: natural texture reads ~0.5 by chance
-    "grid": LocalRule(needs_detail=False, chance=0.5),
+    # the map's own codec-grid measure (`_blocking`), in place of the critic's "grid":
+    # a 64-px cell holds too few periods to pick a grid's period and phase per cell
+    "blocking": LocalRule(needs_detail=False),
     "banding": LocalRule(needs_detail=False, spread="max"),
 }
 """Impairments that can be mapped cell by cell (names the critic does not have are skipped)."""
@@ -95,7 +96,7 @@ LOCAL_ATTRIBUTES = ("sharpness", "noisiness")
 """Attributes that mean something per cell (brightness of a cell is its content, not its quality)."""
 LABELS = {
     "blur": "blur", "oversharpened": "halos", "texture_loss": "texture loss", "smoothing": "smoothed",
-    "noise": "noise", "chroma_noise": "colour noise", "specks": "specks", "grid": "blocking",
+    "noise": "noise", "chroma_noise": "colour noise", "specks": "specks", "blocking": "blocking",
     "banding": "banding", "quality": "low quality",
 }
 
@@ -105,6 +106,15 @@ detail in."""
 MIN_GRAIN = 0.0005
 """Typical noise floor (std, 0..1 units) an image needs for grain loss to be judged;
 below it (clean renders, heavily denoised files) there is no grain to lose."""
+BLOCK_PERIOD = 8
+"""Codec block size looked for, px of the working image (JPEG's DCT blocks, the 8x
+latent grid of most image VAEs). A file scaled to the working size moves its grid off
+whole pixels, and its blocking is then not mapped."""
+BLOCK_EPS = 0.1 / 255
+"""Luma step added to both sides of the block-grid ratio: flat clean cells read ~1."""
+BLOCK_CHANCE, BLOCK_SPAN = 1.15, 0.25
+"""Block-grid ratio clean cells stay below (98% of them, in the package photos), and the
+further rise that makes blocking "clearly visible" (1): JPEG quality 11 reads 1.5-2.1."""
 WHITE_NOISE_SPAN = 2.0
 """How far (x) a cell's full-resolution noise reading may exceed its half-resolution one."""
 SMOOTHING_STOPS = 3.0
@@ -339,7 +349,7 @@ def quality_map(
             shape = (len(rows), len(cols))
             flat = (_detail(cells) < FLAT_DETAIL).view(shape)
             if native:
-                mos, impairments, attributes = _signal_cells(critic, cells, shape, flat)
+                mos, impairments, attributes = _signal_cells(critic, cells, rows, cols, flat)
             else:
                 mos, impairments, attributes = _scored_cells(critic, cells, shape, flat, batch_size)
             maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
@@ -350,8 +360,10 @@ def quality_map(
     return maps
 
 
-def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat: torch.Tensor):
-    """The signal critic's own measurements on every cell at once."""
+def _signal_cells(critic: Any, cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, flat: torch.Tensor):
+    """The signal critic's own measurements on every cell at once, and the map's own
+    (smoothing, blocking)."""
+    shape = (len(rows), len(cols))
     m = critic.measure(cells)
     judged = critic.impairments(m)
     if "noise" in judged and "coarse_noise" in m:
@@ -360,6 +372,7 @@ def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat
     for name, value in judged.items():
         if name in LOCAL_IMPAIRMENTS:
             local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
+    local["blocking"] = ((_blocking(cells, rows, cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
         lost = _grain_lost(m["noise"].float().cpu().view(shape), flat)
         if lost is not None:
@@ -375,6 +388,28 @@ def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat
     mos = (1 + 4 * torch.exp(-pooled / 2)).clamp(1, 5)
     attributes = {k: v.float().cpu().view(shape) for k, v in critic.attributes(m).items() if k in LOCAL_ATTRIBUTES}
     return mos, local, attributes
+
+
+def _blocking(cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Codec block-grid strength per cell `[N]`: the mean luma step across the image's
+    8-px block boundaries over the mean step at all gaps (1 for natural content), the
+    weaker of the two directions. Which gap of 8 is the boundary is decided once for the
+    whole image (the phase most cells agree on, by their upper decile) and read in the
+    image's own coordinates: a 64-px cell alone has too few periods to tell a codec grid
+    from texture that happens to repeat (stripes, fabric)."""
+    luma = 0.299 * cells[:, 0] + 0.587 * cells[:, 1] + 0.114 * cells[:, 2]
+    across = (luma[:, :, 1:] - luma[:, :, :-1]).abs().mean(1)  # [N, cw-1] per column gap
+    down = (luma[:, 1:] - luma[:, :-1]).abs().mean(2)  # [N, ch-1] per row gap
+    cx, cy = cols.repeat(len(rows)), rows.repeat_interleave(len(cols))
+    strength = []
+    for profile, starts in ((across, cx), (down, cy)):
+        phase = (starts[:, None] + torch.arange(profile.shape[1])) % BLOCK_PERIOD
+        sums = profile.new_zeros(profile.shape[0], BLOCK_PERIOD).scatter_add_(1, phase, profile)
+        counts = profile.new_zeros(profile.shape[0], BLOCK_PERIOD).scatter_add_(1, phase, torch.ones_like(profile))
+        ratio = (sums / counts.clamp_min(1) + BLOCK_EPS) / (profile.mean(1, keepdim=True) + BLOCK_EPS)  # [N, 8]
+        boundary = torch.quantile(ratio, 0.9, dim=0).argmax()
+        strength.append(ratio[:, boundary])
+    return torch.minimum(*strength)
 
 
 def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
