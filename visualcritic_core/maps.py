@@ -62,11 +62,8 @@ class LocalRule:
         (edge width, speck density): the mean of the cells centred nearest the pixel;
         "max" for low-quantile measures that respond only when nearly all of the cell is
         damaged (noise in the flattest blocks, levels missing from the histogram): a
-        pixel is damaged if ANY cell over it reads so; "min" for those that respond as
-        soon as a small part of the cell is damaged (a grain floor read in the flattest
-        blocks drops when a fifth of them is smoothed): a pixel is damaged only if EVERY
-        cell over it reads so. Either way the flagged area follows the damaged area
-        instead of growing or shrinking by half a cell.
+        pixel is damaged if ANY cell over it reads so. Either way the flagged area
+        follows the damaged area instead of shrinking by half a cell.
     """
 
     needs_detail: bool
@@ -78,7 +75,7 @@ LOCAL_IMPAIRMENTS: dict[str, LocalRule] = {
     "blur": LocalRule(needs_detail=True),
     # in 64-px cells of clean photos, 90% of textured cells read below ~0.7 (rocket's worst)
     "texture_loss": LocalRule(needs_detail=True, chance=0.5),
-    "smoothing": LocalRule(needs_detail=True, spread="min"),
+    "smoothing": LocalRule(needs_detail=True),
     # the flattest blocks of dense texture (fur, foliage) read as noise up to ~0.5-1
     "noise": LocalRule(needs_detail=False, chance=0.5, spread="max"),
     "chroma_noise": LocalRule(needs_detail=False),
@@ -117,10 +114,14 @@ BLOCK_CHANCE, BLOCK_SPAN = 1.15, 0.25
 further rise that makes blocking "clearly visible" (1): JPEG quality 11 reads 1.5-2.1."""
 WHITE_NOISE_SPAN = 2.0
 """How far (x) a cell's full-resolution noise reading may exceed its half-resolution one."""
-SMOOTHING_STOPS = 3.0
-"""Grain loss, in stops below the image's typical floor, at which "smoothing" reaches
-about half its "clearly visible" level. Textures differ by 1-3 stops within a photo;
-digital blur and edge-preserving smoothing take 4-8 off."""
+SMOOTHING_STOPS = 1.8
+"""Grain loss, in stops below the image's typical floor, from which "smoothing" rises: it
+is "clearly visible" (1) about 0.9 stops further, at 2.7. Textured cells of clean photos
+stay within ~2.4 stops of the typical floor (the package photos' 1st percentile);
+digital blur and edge-preserving smoothing take 3-8 off."""
+SMOOTHING_CAP = 2.0
+"""Most "smoothing" a cell can read (threshold units): the measure saturates long before
+the damage does, and a cell that grazes a smoothed area must not outweigh its neighbours."""
 
 
 @dataclass
@@ -266,13 +267,12 @@ def _cells_to_pixels(grid: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, spr
         total = ry.T.double() @ values @ rx.double()
         count = ry.T.double() @ known.double() @ rx.double()
         return (total / count.clamp_min(1e-9)).float()
-    if spread not in ("max", "min"):
-        raise ValueError(f"spread must be 'mean', 'max' or 'min', got {spread!r}")
-    sign = 1.0 if spread == "max" else -1.0  # the min is the max of the negated values
-    values = (sign * grid.float()).nan_to_num(nan=-math.inf)  # unknown cells have no say
+    if spread != "max":
+        raise ValueError(f"spread must be 'mean' or 'max', got {spread!r}")
+    values = grid.float().nan_to_num(nan=-math.inf)  # unknown cells have no say
     across = values[:, :, None].masked_fill(rx[None] == 0, -math.inf).amax(dim=1)  # [ny, w]
     out = across[:, None, :].masked_fill(ry[:, :, None] == 0, -math.inf).amax(dim=0)  # [h, w]
-    return (sign * out).masked_fill(~torch.isfinite(out), 0.0)
+    return out.masked_fill(~torch.isfinite(out), 0.0)
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -376,7 +376,11 @@ def _signal_cells(critic: Any, cells: torch.Tensor, rows: torch.Tensor, cols: to
     if "noise" in m:
         lost = _grain_lost(m["noise"].float().cpu().view(shape), flat)
         if lost is not None:
-            local["smoothing"] = 0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)
+            # a grain floor is read in a cell's flattest fifth, so it drops as soon as a
+            # fifth of the cell is smoothed: capped, such a cell cannot outweigh the
+            # clean cells over the same pixels, and the flagged area stays near the
+            # smoothed one instead of growing by half a cell
+            local["smoothing"] = (0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)).clamp_max(SMOOTHING_CAP)
             if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
                 local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
     for name, rule in LOCAL_IMPAIRMENTS.items():
