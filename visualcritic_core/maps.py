@@ -119,9 +119,6 @@ SMOOTHING_STOPS = 1.8
 is "clearly visible" (1) about 0.9 stops further, at 2.7. Textured cells of clean photos
 stay within ~2.4 stops of the typical floor (the package photos' 1st percentile);
 digital blur and edge-preserving smoothing take 3-8 off."""
-SMOOTHING_CAP = 2.0
-"""Most "smoothing" a cell can read (threshold units): the measure saturates long before
-the damage does, and a cell that grazes a smoothed area must not outweigh its neighbours."""
 
 
 @dataclass
@@ -170,10 +167,13 @@ class QualityMap:
         return [[names[k] if math.isfinite(v) else None for k, v in zip(ks, vs)]
                 for ks, vs in zip(index.tolist(), best.tolist())]
 
-    def defect_map(self, impairment: str | None = None) -> torch.Tensor:
+    def defect_map(self, impairment: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> torch.Tensor:
         """Defect strength per pixel `[H,W]` at the image's own resolution (float, the
         cells covering each pixel averaged, upsampled and blurred): the worst impairment,
-        or the one named."""
+        or the one named. Before "mean" cells are averaged, each is capped at twice
+        `threshold`: a cell that reads a defect ten times over because a part of it holds
+        a strong one must not outweigh the clean cells over the same pixels, so a pixel
+        reaches `threshold` when about half the cells over it see the defect clearly."""
         names = list(self.impairments) if impairment is None else [impairment]
         if impairment is not None and impairment not in self.impairments:
             raise ValueError(f"impairment {impairment!r} is not in this map; it has {list(self.impairments)}")
@@ -188,7 +188,8 @@ class QualityMap:
             whole = spread == "max"  # a cell that reads damaged only when nearly all of it is: all of it is
             ry = _footprints(self.row_starts, self.cell[0], self.work_size[0], step, whole)
             rx = _footprints(self.col_starts, self.cell[1], self.work_size[1], step, whole)
-            coarse = torch.maximum(coarse, _cells_to_pixels(self.impairments[name], ry, rx, spread))
+            grid = self.impairments[name] if spread == "max" else self.impairments[name].clamp_max(2 * threshold)
+            coarse = torch.maximum(coarse, _cells_to_pixels(grid, ry, rx, spread))
         # blurred by a quarter of the stride (no cell staircase left), then brought to full size
         smooth = _gaussian_blur(coarse[None, None], 0.25 * stride / step)
         return F.interpolate(smooth, size=self.image_size, mode="bilinear", align_corners=False)[0, 0]
@@ -202,7 +203,7 @@ class QualityMap:
             raise ValueError(f"threshold must be a positive number (clearly-visible units), got {threshold!r}")
         if isinstance(dilate, bool) or not isinstance(dilate, int) or dilate < 0:
             raise ValueError(f"dilate must be an integer number of pixels >= 0, got {dilate!r}")
-        mask = self.defect_map(impairment) >= threshold
+        mask = self.defect_map(impairment, threshold) >= threshold
         if dilate:
             grown = F.max_pool2d(mask[None, None].float(), (1, 2 * dilate + 1), stride=1, padding=(0, dilate))
             mask = F.max_pool2d(grown, (2 * dilate + 1, 1), stride=1, padding=(dilate, 0))[0, 0] > 0
@@ -376,11 +377,7 @@ def _signal_cells(critic: Any, cells: torch.Tensor, rows: torch.Tensor, cols: to
     if "noise" in m:
         lost = _grain_lost(m["noise"].float().cpu().view(shape), flat)
         if lost is not None:
-            # a grain floor is read in a cell's flattest fifth, so it drops as soon as a
-            # fifth of the cell is smoothed: capped, such a cell cannot outweigh the
-            # clean cells over the same pixels, and the flagged area stays near the
-            # smoothed one instead of growing by half a cell
-            local["smoothing"] = (0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)).clamp_max(SMOOTHING_CAP)
+            local["smoothing"] = 0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)
             if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
                 local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
     for name, rule in LOCAL_IMPAIRMENTS.items():
@@ -495,7 +492,7 @@ def render_heatmap(image: Any, qmap: QualityMap, threshold: float = DEFAULT_THRE
     if max_side and max(pil.size) > max_side:
         pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     w, h = pil.size
-    strength = F.interpolate(qmap.defect_map()[None, None], size=(h, w), mode="bilinear",
+    strength = F.interpolate(qmap.defect_map(threshold=threshold)[None, None], size=(h, w), mode="bilinear",
                              align_corners=False)[0, 0]
     t = strength / (_SCALE_MAX * threshold)
     alpha = (0.15 + 0.6 * (strength / threshold).clamp(0, 1))[..., None]
