@@ -288,20 +288,28 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
 
 
-def _cut_cells(work: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """All cells of a `[3,h,w]` image as one `[N,3,ch,cw]` batch (one gather, no loop)."""
-    iy = rows[:, None] + torch.arange(cell[0])  # [ny, ch]
-    ix = cols[:, None] + torch.arange(cell[1])  # [nx, cw]
-    cells = work[:, iy[:, None, :, None], ix[None, :, None, :]]  # [3, ny, nx, ch, cw]
-    return cells.permute(1, 2, 0, 3, 4).reshape(-1, 3, cell[0], cell[1]).contiguous()
+def _cut_cells(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """All cells of a `[C,h,w]` plane as one `[N,C,ch,cw]` batch: the cell columns are
+    gathered once, then each row of cells is one strided copy (a loop over rows of
+    cells, not cells: writing the batch is the cost, and this writes it in order)."""
+    c, h = plane.shape[:2]
+    strips = plane.index_select(2, (cols[:, None] + torch.arange(cell[1])).flatten()).view(c, h, len(cols), cell[1])
+    cells = plane.new_empty(len(rows), len(cols), c, cell[0], cell[1])
+    for i, top in enumerate(rows.tolist()):
+        cells[i].copy_(strips[:, top:top + cell[0]].permute(2, 0, 1, 3))
+    return cells.view(-1, c, cell[0], cell[1])
 
 
-def _detail(cells: torch.Tensor) -> torch.Tensor:
+def _luma(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma `[1,h,w]` of a `[3,h,w]` image."""
+    return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
+
+
+def _detail(luma_cells: torch.Tensor) -> torch.Tensor:
     """Luma contrast per cell `[N]` (standard deviation of 4x4-pixel means): how much
     there is to judge. Coarse on purpose: blur and noise do not change it, so a blurred
     cell is still judged and a noisy sky is still flat."""
-    luma = 0.299 * cells[:, 0] + 0.587 * cells[:, 1] + 0.114 * cells[:, 2]
-    return F.avg_pool2d(luma[:, None], 4).flatten(1).std(1)
+    return F.avg_pool2d(luma_cells, 4).flatten(1).std(1)
 
 
 def _check_cell(cell: Any, stride: Any) -> tuple[int, int]:
@@ -347,10 +355,11 @@ def quality_map(
             size = (min(cell, h), min(cell, w))
             rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
             cells = _cut_cells(work, rows, cols, size)
+            luma_cells = _cut_cells(_luma(work), rows, cols, size)
             shape = (len(rows), len(cols))
-            flat = (_detail(cells) < FLAT_DETAIL).view(shape)
+            flat = (_detail(luma_cells) < FLAT_DETAIL).view(shape)
             if native:
-                mos, impairments, attributes = _signal_cells(critic, cells, rows, cols, flat)
+                mos, impairments, attributes = _signal_cells(critic, cells, luma_cells, rows, cols, flat)
             else:
                 mos, impairments, attributes = _scored_cells(critic, cells, shape, flat, batch_size)
             maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
@@ -361,7 +370,8 @@ def quality_map(
     return maps
 
 
-def _signal_cells(critic: Any, cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, flat: torch.Tensor):
+def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                  flat: torch.Tensor):
     """The signal critic's own measurements on every cell at once, and the map's own
     (smoothing, blocking)."""
     shape = (len(rows), len(cols))
@@ -373,7 +383,7 @@ def _signal_cells(critic: Any, cells: torch.Tensor, rows: torch.Tensor, cols: to
     for name, value in judged.items():
         if name in LOCAL_IMPAIRMENTS:
             local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
-    local["blocking"] = ((_blocking(cells, rows, cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
+    local["blocking"] = ((_blocking(luma_cells, rows, cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
         lost = _grain_lost(m["noise"].float().cpu().view(shape), flat)
         if lost is not None:
@@ -391,14 +401,14 @@ def _signal_cells(critic: Any, cells: torch.Tensor, rows: torch.Tensor, cols: to
     return mos, local, attributes
 
 
-def _blocking(cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+def _blocking(luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Codec block-grid strength per cell `[N]`: the mean luma step across the image's
     8-px block boundaries over the mean step at all gaps (1 for natural content), the
     weaker of the two directions. Which gap of 8 is the boundary is decided once for the
     whole image (the phase most cells agree on, by their upper decile) and read in the
     image's own coordinates: a 64-px cell alone has too few periods to tell a codec grid
     from texture that happens to repeat (stripes, fabric)."""
-    luma = 0.299 * cells[:, 0] + 0.587 * cells[:, 1] + 0.114 * cells[:, 2]
+    luma = luma_cells[:, 0]
     across = (luma[:, :, 1:] - luma[:, :, :-1]).abs().mean(1)  # [N, cw-1] per column gap
     down = (luma[:, 1:] - luma[:, :-1]).abs().mean(2)  # [N, ch-1] per row gap
     cx, cy = cols.repeat(len(rows)), rows.repeat_interleave(len(cols))
