@@ -247,11 +247,9 @@ def _footprints(starts: torch.Tensor, cell: int, length: int, step: int, whole: 
     Unless `whole`, a cell speaks for its central part only, as far in from its sides as
     the overlap allows (a quarter of the cell at most), and the outermost cells for the
     image border too: every pixel is then judged by the few cells centred nearest it, so
-    a damaged area's edge does not move outward by half a cell. A `whole` cell speaks
-    for all of itself but a rim of a sixteenth of its side: a cell whose flattest fifth
-    of blocks reads noisy can still hold about that much clean border."""
+    a damaged area's edge does not move outward by half a cell."""
     stride = _stride(starts) or cell
-    margin = cell // 16 if whole else max(0, min(cell // 4, (cell - stride) // 2))
+    margin = 0 if whole else max(0, min(cell // 4, (cell - stride) // 2))
     lo = starts + margin
     hi = starts + cell - margin
     lo[0], hi[-1] = 0, length
@@ -393,8 +391,6 @@ def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, ro
             if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
                 local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
     for name, rule in LOCAL_IMPAIRMENTS.items():
-        if name in local and rule.spread == "max":
-            local[name] = _opened(local[name])
         if rule.needs_detail and name in local:
             local[name] = local[name].masked_fill(flat, math.nan)
     pooled = torch.sqrt(sum(v.nan_to_num(nan=0.0) ** 2 for v in local.values()))
@@ -432,19 +428,6 @@ def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
     pixel-scale pattern (dither, demosaicing, halftone, fine fabric) in a few cells of
     a scanned photo, not noise."""
     return torch.minimum(m["noise"], WHITE_NOISE_SPAN * m["coarse_noise"])
-
-
-def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
-    """Grey opening of a cell grid: each cell keeps at most the level that a whole
-    `size`x`size` block of neighbouring cells containing it reaches. A lone cell reading
-    noise is dense texture (fur, fabric); real damage covers several overlapping cells.
-    Only for "max"-spread measures, which would otherwise flag a lone cell's whole area."""
-    if min(grid.shape) < size:
-        return grid
-    x = grid[None, None].nan_to_num(nan=-math.inf)
-    low = -F.max_pool2d(-x, size, stride=1)  # the weakest cell of each block
-    high = F.max_pool2d(F.pad(low, (size - 1,) * 4, value=-math.inf), size, stride=1)  # the best block
-    return high[0, 0].clamp_min(0).masked_fill(grid.isnan(), math.nan)
 
 
 def _grain_lost(noise: torch.Tensor, flat: torch.Tensor) -> torch.Tensor | None:
