@@ -90,6 +90,21 @@ def test_a_clean_photo_is_hardly_flagged(signal, photos, name):
     assert flagged < 0.02, f"{name}: {100 * flagged:.1f}% flagged"
 
 
+def test_a_large_noisy_area_does_not_make_the_rest_look_smoothed(signal):
+    """Grain loss is read against the image's typical floor: with 40% of the photo noisy,
+    that floor comes from the clean part, not from the noise; and the noisy area's long
+    edge does not spill past the bar."""
+    photo = sample_photos(384)["coffee"]
+    truth = torch.zeros(photo.shape[-2:], dtype=torch.bool)
+    truth[20:200, 40:260] = True
+    image = photo.clone()
+    image[:, truth] = apply_damage(photo, "gaussian_noise", 3, seed=0)[:, truth]
+    qmap = quality_map(signal, [image])[0]
+    assert not (qmap.defect_mask(impairment="smoothing") & ~truth).any()
+    mask = qmap.defect_mask()
+    assert (mask & truth).sum() / (mask | truth).sum() >= 0.5 and (mask & ~truth).sum() <= 0.05 * (~truth).sum()
+
+
 def test_pixel_scale_patterns_are_not_noise_but_noise_is(signal):
     """A 1-px checkerboard (dither, demosaicing, fine fabric) vanishes at half resolution
     and is not called noise; white noise of the same strength reads at both scales."""

@@ -247,9 +247,12 @@ def _footprints(starts: torch.Tensor, cell: int, length: int, step: int, whole: 
     Unless `whole`, a cell speaks for its central part only, as far in from its sides as
     the overlap allows (a quarter of the cell at most), and the outermost cells for the
     image border too: every pixel is then judged by the few cells centred nearest it, so
-    a damaged area's edge does not move outward by half a cell."""
+    a damaged area's edge does not move outward by half a cell. A `whole` cell speaks
+    for all of itself but a rim of a sixteenth of its side: a cell whose flattest fifth
+    of blocks reads noisy can still hold about that much clean border, and around a
+    large noisy area that rim adds up to several percent of the image."""
     stride = _stride(starts) or cell
-    margin = 0 if whole else max(0, min(cell // 4, (cell - stride) // 2))
+    margin = cell // 16 if whole else max(0, min(cell // 4, (cell - stride) // 2))
     lo = starts + margin
     hi = starts + cell - margin
     lo[0], hi[-1] = 0, length
@@ -385,7 +388,10 @@ def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, ro
             local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
     local["blocking"] = ((_blocking(luma_cells, rows, cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
-        lost = _grain_lost(m["noise"].float().cpu().view(shape), flat)
+        # the typical floor is read where there is detail and no noise beyond chance: a
+        # noisy third of the image must not make the clean rest look smoothed
+        noisy = local["noise"] > 0 if "noise" in local else torch.zeros_like(flat)
+        lost = _grain_lost(m["noise"].float().cpu().view(shape), flat | noisy)
         if lost is not None:
             local["smoothing"] = 0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)
             if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
@@ -430,10 +436,11 @@ def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.minimum(m["noise"], WHITE_NOISE_SPAN * m["coarse_noise"])
 
 
-def _grain_lost(noise: torch.Tensor, flat: torch.Tensor) -> torch.Tensor | None:
+def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None:
     """Stops (log2) by which each cell's noise floor lies below the image's typical floor
-    (the median over cells with detail), or None when the image has no grain to lose."""
-    textured = noise[~flat]
+    (the median over the cells not `unfit` to set it), or None when the image has no
+    grain to lose."""
+    textured = noise[~unfit]
     if textured.numel() < 4:
         return None
     typical = float(textured.median())
