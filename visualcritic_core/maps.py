@@ -439,13 +439,14 @@ def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
 def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None:
     """Stops (log2) by which each cell's noise floor lies below the image's typical floor
     (the median over the cells not `unfit` to set it), or None when the image has no
-    grain to lose."""
+    grain to lose. Whether there is grain is asked of the upper quartile: smoothing or
+    blurring a region lowers the median, and an image at the edge of having grain must
+    not lose its grain test (and with it the depth-of-field test for blur) because a
+    tenth of it was damaged."""
     textured = noise[~unfit]
-    if textured.numel() < 4:
+    if textured.numel() < 4 or float(textured.quantile(0.75)) < MIN_GRAIN:
         return None
-    typical = float(textured.median())
-    if typical < MIN_GRAIN:
-        return None
+    typical = max(float(textured.median()), MIN_GRAIN)
     return torch.log2(typical / noise.clamp_min(typical / 256)).clamp_min(0)
 
 
