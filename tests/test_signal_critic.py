@@ -219,7 +219,8 @@ def test_impulse_search_finds_exactly_the_lone_pixels():
     luma[0, 0, 8:35:6, 8:50:7] -= 0.19  # just within it: not
     luma[1, 0, 10:20, 10] = 0.9  # a thin line is not an impulse
     luma[2] = 0.5  # nor is a flat image
-    steps = (luma[..., 1:] - luma[..., :-1]).abs()
+    searched = luma[..., 1:-1, :]  # under 64 rows, every row but the first and last is searched
+    steps = (searched[..., 1:] - searched[..., :-1]).abs()
     found = (SignalCritic._impulses(luma, steps).double() * 40 * 57).round()
     expected = (_lone_pixel_fraction(luma) * 40 * 57).round()  # counts of lone pixels
     assert expected[0] == 35 and expected[1] > 40 and expected[2] == 0
