@@ -717,7 +717,7 @@ class SignalCritic(Critic):
             # in log units, as each step of smoothing removes a share of what is left
             # (not read where impulse specks fill the blocks: they are specks, not texture)
             "texture_loss": has_edges * (1 - ((m["impulse_noise"] - 0.005) / 0.01).clamp(0, 1))
-            * _soft(torch.log(0.2 / m["texture"].clamp_min(1e-4)), 0.1) / 0.4,
+            * _soft(torch.log(0.2 / m["texture"].clamp_min(1e-4)), 0.25) / 0.5,
             # beyond the band a scene's own tone spans; R×1.3, B×0.7 in linear light moves
             # warmth by about 0.1. Zero inside the band, so that a cast that first cancels a
             # scene's own tone (a cool cast on warm light) never reads as a repair
