@@ -50,7 +50,7 @@ search reads, every other one, which also give the grid profiles); global statis
 (colour, cast, black level, chroma noise, clipping, the banding histogram) read every
 eighth row;
 texture reuses the noise estimate's block residuals; the four edge directions are handled
-one at a time; and on the CPU images are measured a couple at a time. All so that
+one at a time; and on the CPU images are measured four (512²) at a time. All so that
 intermediate planes stay in cache: the work is memory-bound, not arithmetic-bound, and a
 plane that spills out of cache costs several times more.
 
@@ -93,7 +93,7 @@ WARM_NEUTRAL = 0.04
 # light +0.046, the astronaut's cool whites −0.053) and ±0.045 tint.
 CAST_BAND = (0.06, 0.05)
 CHROMA_SEGMENT = 32  # row segments, px, for the chroma noise estimate
-CPU_CHUNK_PIXELS = 1 << 19  # pixels measured together on the CPU (two 512² images)
+CPU_CHUNK_PIXELS = 1 << 20  # pixels measured together on the CPU (four 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
 
 
