@@ -50,7 +50,7 @@ search reads, every other one, which also give the grid profiles); global statis
 (colour, cast, black level, chroma noise, clipping, the banding histogram) read every
 eighth row;
 texture reuses the noise estimate's block residuals; the four edge directions are handled
-one at a time; and on the CPU images are measured a couple at a time. All so that
+one at a time; and on the CPU images are measured four (512²) at a time. All so that
 intermediate planes stay in cache: the work is memory-bound, not arithmetic-bound, and a
 plane that spills out of cache costs several times more.
 
@@ -93,7 +93,7 @@ WARM_NEUTRAL = 0.04
 # light +0.046, the astronaut's cool whites −0.053) and ±0.045 tint.
 CAST_BAND = (0.06, 0.05)
 CHROMA_SEGMENT = 32  # row segments, px, for the chroma noise estimate
-CPU_CHUNK_PIXELS = 1 << 19  # pixels measured together on the CPU (two 512² images)
+CPU_CHUNK_PIXELS = 1 << 20  # pixels measured together on the CPU (four 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
 
 
@@ -717,7 +717,7 @@ class SignalCritic(Critic):
             # in log units, as each step of smoothing removes a share of what is left
             # (not read where impulse specks fill the blocks: they are specks, not texture)
             "texture_loss": has_edges * (1 - ((m["impulse_noise"] - 0.005) / 0.01).clamp(0, 1))
-            * _soft(torch.log(0.2 / m["texture"].clamp_min(1e-4)), 0.1) / 0.4,
+            * _soft(torch.log(0.2 / m["texture"].clamp_min(1e-4)), 0.25) / 0.5,
             # beyond the band a scene's own tone spans; R×1.3, B×0.7 in linear light moves
             # warmth by about 0.1. Zero inside the band, so that a cast that first cancels a
             # scene's own tone (a cool cast on warm light) never reads as a repair
