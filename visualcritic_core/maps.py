@@ -101,6 +101,9 @@ LABELS = {
 FLAT_DETAIL = 0.03
 """Luma contrast (std of 4x4 means, 0..1 units) below which a cell is too flat to judge
 detail in."""
+SHARP_AS = 0.5
+"""Edge width (px, Gaussian sigma) by which a cell may be blurrier than another and still
+count as equally sharp when their grain is compared."""
 MIN_GRAIN = 0.0005
 """Typical noise floor (std, 0..1 units) an image needs for grain loss to be judged;
 below it (clean renders, heavily denoised files) there is no grain to lose."""
@@ -392,9 +395,14 @@ def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, ro
         # the typical floor is read where there is detail and no noise beyond chance: a
         # noisy third of the image must not make the clean rest look smoothed
         noisy = local["noise"] > 0 if "noise" in local else torch.zeros_like(flat)
-        lost = _grain_lost(m["noise"].float().cpu().view(shape), flat | noisy)
+        floors = m["noise"].float().cpu().view(shape)
+        lost = _grain_lost(floors, flat | noisy)
         if lost is not None:
-            local["smoothing"] = 0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)
+            smoothed = lost
+            if "edge_width" in m:
+                smoothed = torch.maximum(lost, _grain_lost_among_as_sharp(
+                    floors, m["edge_width"].float().cpu().view(shape), flat | noisy))
+            local["smoothing"] = 0.5 * F.softplus((smoothed - SMOOTHING_STOPS) / 0.5)
             if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
                 local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
     if "banding" in local:
@@ -465,6 +473,27 @@ def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None
         return None
     typical = max(float(textured.median()), MIN_GRAIN)
     return torch.log2(typical / noise.clamp_min(typical / 256)).clamp_min(0)
+
+
+def _grain_lost_among_as_sharp(noise: torch.Tensor, width: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor:
+    """Stops by which each cell's noise floor lies below the median floor of the cells at
+    least as sharp as itself (edge width at most `SHARP_AS` px wider), 0 where fewer than
+    a tenth of the cells are. In a photo with depth of field the lens (and then JPEG) took
+    the grain of the defocused areas, so the image-wide typical floor lies stops below the
+    sharp subject's, where a smoothed patch hides; edge-preserving smoothing keeps the
+    edges sharp and takes the grain. One median per quarter-pixel step of edge width (a
+    few dozen), not per cell."""
+    floor = torch.log2(noise.clamp_min(1e-7))
+    fit = ~unfit
+    steps = torch.ceil(width / 0.25)
+    lost = torch.zeros_like(floor)
+    enough = max(8, int(0.1 * int(fit.sum())))
+    for step in steps.unique().tolist():
+        peers = fit & (width <= step * 0.25 + SHARP_AS)
+        if int(peers.sum()) >= enough:
+            here = steps == step
+            lost[here] = (floor[peers].median() - floor[here]).clamp_min(0)
+    return lost
 
 
 def _scored_cells(critic: Critic, cells: torch.Tensor, shape: tuple[int, int], flat: torch.Tensor,
