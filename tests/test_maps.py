@@ -61,7 +61,7 @@ def damage_region(photo: torch.Tensor, kind: str, severity: int = 3) -> tuple[to
 REGION_KINDS = ("gaussian_blur", "gaussian_noise", "posterize", "jpeg", "smoothing", "texture_smooth")
 SMOOTHING_MISSES = {"rocket", "motorcycle_left", "motorcycle_right"}
 """Photos where a smoothed face-sized area is not yet found (IoU < 0.5; README "Quality maps
-and local repair"): the stereo motorcycles have almost no grain to lose, and half of
+and local repair"): the stereo motorcycles have almost no grain to lose, and 40% of
 rocket's area is flat sky, where smoothing is unknown. Nothing is flagged outside the area
 on any of them."""
 
