@@ -403,8 +403,11 @@ def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, ro
                 smoothed = torch.maximum(lost, _grain_lost_among_as_sharp(
                     floors, m["edge_width"].float().cpu().view(shape), flat | noisy))
             local["smoothing"] = 0.5 * F.softplus((smoothed - SMOOTHING_STOPS) / 0.5)
-            if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
-                local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
+            if "blur" in local:
+                # blur that kept the grain is optical (depth of field), not damage: it counts
+                # from 2 stops of grain lost, fully from 4 (the lens and then JPEG take 1-3 off
+                # defocused areas, digital blur 4-8)
+                local["blur"] = local["blur"] * ((lost - 2) / 2).clamp(0, 1)
     if "banding" in local:
         # read from the histogram of a few rows of the cell: a lone cell of crushed shadow
         # can miss levels by chance, a banded area shows in overlapping cells
