@@ -20,11 +20,14 @@ Design choices:
 - Cells too flat to judge (sky, studio backdrop) are unknown for impairments that need
   detail to be seen (blur, smoothing) and never flagged for them.
   Noise and banding are read there: flat areas are where they show.
-- "smoothing" is the map's own relative measure: real photos carry grain everywhere, so
-  a textured cell whose noise floor lies far below the image's own typical floor has been
-  smoothed (denoised, beautified, painted over). It needs an image with measurable grain;
-  clean renders read nothing. Blur that kept the grain is optical (depth of field) and is
-  not flagged in such images.
+- Cells are judged against the image itself where fixed numbers would read content:
+  "smoothing" is the map's own measure: real photos carry grain everywhere, so a textured
+  cell whose noise floor lies far below the image's typical floor, or below that of the
+  cells at least as sharp, has been smoothed (denoised, beautified, painted over). It
+  needs an image with measurable grain; clean renders read nothing. Blur that kept the
+  grain is optical (depth of field) and is not flagged in such images. "blocking" reads
+  the 8-px grid at the one phase the image's cells agree on; noise counts only as far as
+  its half-resolution reading backs it (a pixel-scale pattern is not noise).
 """
 from __future__ import annotations
 
