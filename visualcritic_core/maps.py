@@ -96,7 +96,7 @@ GLOBAL_IMPAIRMENTS = frozenset({"dark", "bright", "flat", "harsh", "dull", "gari
 LOCAL_ATTRIBUTES = ("sharpness", "noisiness")
 """Attributes that mean something per cell (brightness of a cell is its content, not its quality)."""
 LABELS = {
-    "blur": "blur", "oversharpened": "halos", "texture_loss": "texture loss", "smoothing": "smoothed",
+    "blur": "blur", "oversharpened": "halos", "smoothing": "smoothed",
     "noise": "noise", "chroma_noise": "colour noise", "specks": "specks", "blocking": "blocking",
     "banding": "banding", "quality": "low quality",
 }
