@@ -503,8 +503,8 @@ class SignalCritic(Critic):
     def _impulses(luma: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """Fraction of pixels standing alone above or below all 8 neighbours by 0.2, `[B]`
         (edge pixels never do: their replicated neighbour is themselves). `steps` is the
-        luma's absolute horizontal difference on the rows searched (`_searched_rows`)
-        `[B,1,R,W-1]`: a lone pixel differs by over 0.2 from both horizontal neighbours, so
+        luma's absolute horizontal difference on the rows searched, `luma[..., 1:-1:k, :]`
+        with k = `_row_step(H)`, `[B,1,R,W-1]`: a lone pixel differs by over 0.2 from both horizontal neighbours, so
         only those few have all 8 read. Images of 64 rows or more are searched on every
         other row, which estimates the same fraction."""
         b, _, h, w = luma.shape
