@@ -102,14 +102,21 @@ def test_pooling_maths_and_loader(tmp_path):
     assert torch.allclose(hand_set.mos(d), 1 + 4 * torch.exp(-torch.tensor([0.0, 2.5, 2.5])))
     weighted = SignalPooling(version="t", weights={"blur": 2.0, "noise": 0.0}, exponent=1.0, scale=1.0)
     assert torch.allclose(weighted.pooled(d), torch.tensor([0.0, 6.0, 8.0]))
+    bent = SignalPooling(version="t", weights={"blur": 1.0}, exponent=1.0, scale=1.0, powers={"blur": 0.5})
+    assert torch.allclose(bent.pooled({"blur": torch.tensor([0.0, 4.0, 9.0])}), torch.tensor([0.0, 2.0, 3.0]))
     path = tmp_path / "pooling.json"
     path.write_text(json.dumps(weighted.to_dict()))
     assert load_pooling(path) == weighted
+    bent_path = tmp_path / "bent.json"  # (load_pooling caches by path)
+    bent_path.write_text(json.dumps(bent.to_dict()))
+    assert load_pooling(bent_path) == bent
     path.write_text('{"version": "x"}')
     with pytest.raises(ValueError, match="pooling.json"):
         load_pooling(str(path))
     with pytest.raises(ValueError, match="weights"):
         SignalPooling(version="t", weights={"blur": -1.0}, exponent=2.0, scale=2.0)
+    with pytest.raises(ValueError, match="powers"):
+        SignalPooling(version="t", weights={}, exponent=2.0, scale=2.0, powers={"blur": 0.0})
     assert json.loads(POOLING_FILE.read_text())["version"] == load_pooling().version
 
 

@@ -92,6 +92,10 @@ WARM_NEUTRAL = 0.04
 # reads as a cast: the package photos' estimates lie within ±0.055 warmth (coffee's warm
 # light +0.046, the astronaut's cool whites −0.053) and ±0.045 tint.
 CAST_BAND = (0.06, 0.05)
+# The colour-cast impairment levels off towards this ("clearly visible" units; a 42% white-
+# balance error on the package photos reads 2-4): a scene missing a channel altogether (no
+# blue at all) reads log-chroma far out, but is not many times worse than a strong cast.
+CAST_CEILING = 6.0
 CHROMA_SEGMENT = 32  # row segments, px, for the chroma noise estimate
 CPU_CHUNK_PIXELS = 1 << 20  # pixels measured together on the CPU (four 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
@@ -503,8 +507,8 @@ class SignalCritic(Critic):
     def _impulses(luma: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """Fraction of pixels standing alone above or below all 8 neighbours by 0.2, `[B]`
         (edge pixels never do: their replicated neighbour is themselves). `steps` is the
-        luma's absolute horizontal difference on the rows searched (`_searched_rows`)
-        `[B,1,R,W-1]`: a lone pixel differs by over 0.2 from both horizontal neighbours, so
+        luma's absolute horizontal difference on the rows searched, `luma[..., 1:-1:k, :]`
+        with k = `_row_step(H)`, `[B,1,R,W-1]`: a lone pixel differs by over 0.2 from both horizontal neighbours, so
         only those few have all 8 read. Images of 64 rows or more are searched on every
         other row, which estimates the same fraction."""
         b, _, h, w = luma.shape
@@ -723,7 +727,7 @@ class SignalCritic(Critic):
             # scene's own tone (a cool cast on warm light) never reads as a repair
             # monochrome: toning is a choice; garish: whites lost to clipping, no evidence left
             "colour_cast": (1 - monochrome) * (1 - ((m["gamut_clipped"] - 0.05) / 0.2).clamp(0, 1))
-            * _ramp(_cast_excess(m), 0.01) / 0.04,
+            * CAST_CEILING * torch.tanh(_ramp(_cast_excess(m), 0.01) / 0.04 / CAST_CEILING),
             # beyond the chroma that comes with luma noise (sensor noise carries some)
             "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
