@@ -63,6 +63,6 @@ class VisualCriticQualityMap:
 
 def _worst_flagged(qmap, threshold: float) -> str | None:
     """The label of the impairment flagging the largest area, or None."""
-    areas = {name: float((qmap.defect_map(name) >= threshold).float().mean()) for name in qmap.impairments}
+    areas = {name: float(qmap.defect_mask(threshold, impairment=name).float().mean()) for name in qmap.impairments}
     name = max(areas, key=areas.get, default=None)
     return None if name is None or areas[name] == 0 else LABELS.get(name, name)

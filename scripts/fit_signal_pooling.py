@@ -12,14 +12,18 @@ What it does, in order:
    `signal_calibration.MIXES` at equal severity, plus the clean image.
 3. Labels: the pseudo-MOS of `signal_calibration` (HaarPSI, MDSI, VSI, GMSD via piq, each
    mapped to 1..5 by 1 + 4·exp(−d/t), t = its median distance on this set / ln 2, averaged).
-4. Fit: a weight per impairment, at least `--min-weight`, and the Minkowski exponent p in
-   [1, 4] of D = (Σ (w·d)^p)^(1/p), MOS = 1 + 4·exp(−D/s), by bounded least squares
+4. Fit: a weight per impairment, at least `--min-weight`, a power per impairment within
+   `--power-bounds` (how its faint stages count; "1 1" fits weights only) and the Minkowski
+   exponent p in [1, 4] of D = (Σ (w·d^γ)^p)^(1/p), MOS = 1 + 4·exp(−D/s), by bounded least squares
    (scipy's trust-region reflective) of
    - MOS against pseudo-MOS over all images,
+   - `--within` × the same, each content's mean taken off both: how damage ranks WITHIN a
+     photo (what the held-out figures measure) is fitted apart from how far one clean
+     photo's impairments lie from another's, which no-reference measurement can only guess,
    - `--rank` × max(0, MOS(severity k+1) − MOS(severity k) + 0.02) for every step of every
      damage series (clean → 1 → … → 5): MOS must fall with each step, as viewers' does,
-   - and `--prior` × (w − 1): a weak pull towards the hand-set weight, so impairments the
-     set never provokes stay near it.
+   - and `--prior` × (w − 1) and × (γ − 1): a weak pull towards the hand-set weight and
+     power, so impairments the set never provokes stay near them.
    The floor on weights keeps every impairment in play: the FR metrics barely see colour
    casts (a cast at severity 5 still gets pseudo-MOS ≈ 3.8), and without it the fit
    switches the colour-cast impairment off. The scale s stays at 2: multiplying every
@@ -75,28 +79,50 @@ def severity_steps(data: CalibrationSet) -> np.ndarray:
     return np.array(steps)
 
 
-def fit(data: CalibrationSet, labels: np.ndarray, prior: float, rank: float, min_weight: float
-        ) -> tuple[SignalPooling, object]:
+def fit(data: CalibrationSet, labels: np.ndarray, prior: float, rank: float, min_weight: float,
+        power_bounds: tuple[float, float] = (1.0, 1.0), within: float = 0.0) -> tuple[SignalPooling, object]:
     names = sorted(data.impairments)
+    _, content = np.unique(np.array(data.content), return_inverse=True)
+    count = np.bincount(content)
+
+    def centred(values: np.ndarray) -> np.ndarray:  # minus each content's mean
+        return values - (np.bincount(content, values) / count)[content]
+
+    centred_labels = centred(labels)
+    k = len(names)
     d = np.stack([data.impairments[n] for n in names], 1).clip(min=0)  # [N,K]
     steps = severity_steps(data)
+    low, high = power_bounds
+    free_powers = high > low
+
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        powers = theta[k:2 * k] if free_powers else np.full(k, low)
+        return theta[:k], powers, theta[-1]
 
     def predict(theta: np.ndarray) -> np.ndarray:
-        w, p = theta[:-1], theta[-1]
-        pooled = (((w * d) ** p).sum(1)) ** (1 / p)
+        w, g, p = unpack(theta)
+        pooled = (((w * d ** g) ** p).sum(1)) ** (1 / p)
         return 1 + 4 * np.exp(-pooled / SCALE)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         mos = predict(theta)
         rises = np.maximum(0, mos[steps[:, 0]] - mos[steps[:, 1]] + MARGIN)
-        return np.concatenate([mos - labels, rank * rises, prior * (theta[:-1] - 1)])
+        return np.concatenate([mos - labels, within * (centred(mos) - centred_labels), rank * rises,
+                               prior * (theta[:-1] - 1)])
 
-    start = np.concatenate([np.full(len(names), max(1.0, min_weight)), [2.0]])
-    lower = np.concatenate([np.full(len(names), min_weight), [1.0]])
-    upper = np.concatenate([np.full(len(names), np.inf), [4.0]])
+    weights0, lower_w, upper_w = np.full(k, max(1.0, min_weight)), np.full(k, min_weight), np.full(k, np.inf)
+    if free_powers:
+        start_g = np.full(k, min(max(1.0, low), high))
+        weights0 = np.concatenate([weights0, start_g])
+        lower_w, upper_w = np.concatenate([lower_w, np.full(k, low)]), np.concatenate([upper_w, np.full(k, high)])
+    start = np.concatenate([weights0, [2.0]])
+    lower = np.concatenate([lower_w, [1.0]])
+    upper = np.concatenate([upper_w, [4.0]])
     result = least_squares(residuals, start, bounds=(lower, upper), method="trf", x_scale="jac")
-    weights = {n: round(float(w), 4) for n, w in zip(names, result.x[:-1])}
-    return SignalPooling(version="", weights=weights, exponent=round(float(result.x[-1]), 4), scale=SCALE), result
+    w, g, p = unpack(result.x)
+    weights = {n: round(float(v), 4) for n, v in zip(names, w)}
+    powers = {n: round(float(v), 4) for n, v in zip(names, g)} if free_powers or low != 1 else {}
+    return SignalPooling(version="", weights=weights, exponent=round(float(p), 4), scale=SCALE, powers=powers), result
 
 
 def main() -> None:
@@ -108,6 +134,10 @@ def main() -> None:
     parser.add_argument("--prior", type=float, default=0.05, help="pull of each weight towards 1")
     parser.add_argument("--rank", type=float, default=3.0, help="weight of the MOS-falls-with-severity term")
     parser.add_argument("--min-weight", type=float, default=0.25, help="floor of every impairment's weight")
+    parser.add_argument("--within", type=float, default=10.0,
+                        help="weight of the within-content (mean-removed) agreement term")
+    parser.add_argument("--power-bounds", type=float, nargs=2, default=[1.0, 1.0],
+                        help="bounds of each impairment's power (1 1: weights only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--version", default=datetime.date.today().isoformat(), help="version written to the file")
     parser.add_argument("--fr-cache", type=Path, default=None, help="JSON file of cached FR distances")
@@ -140,7 +170,7 @@ def main() -> None:
     damaged = data.severity > 0
     scales = metric_scales(data.distances, damaged)
     labels = pseudo_mos(data.distances, scales)
-    model, result = fit(data, labels, args.prior, args.rank, args.min_weight)
+    model, result = fit(data, labels, args.prior, args.rank, args.min_weight, tuple(args.power_bounds), args.within)
     hand_set = SignalPooling(version="hand-set", weights={}, exponent=2.0, scale=2.0)
 
     def figures(pooling: SignalPooling, data: CalibrationSet) -> dict:
@@ -156,11 +186,12 @@ def main() -> None:
 
     contents_used = sorted(dict.fromkeys(data.content))
     model = SignalPooling(
-        version=args.version, weights=model.weights, exponent=model.exponent, scale=SCALE,
+        version=args.version, weights=model.weights, exponent=model.exponent, scale=SCALE, powers=model.powers,
         fit={
             "script": (f"scripts/fit_signal_pooling.py --size {' '.join(map(str, args.size))} --held-out "
                        f"{' '.join(args.held_out)} --leaves {args.leaves} --crops {args.crops} --prior {args.prior} "
-                       f"--rank {args.rank} --min-weight {args.min_weight} --seed {args.seed}"),
+                       f"--rank {args.rank} --within {args.within} --min-weight {args.min_weight} "
+                       f"--power-bounds {' '.join(map(str, args.power_bounds))} --seed {args.seed}"),
             "commit": _commit(),
             "fitted_on": {"contents": contents_used, "sizes": args.size, "kinds": list(DAMAGE_KINDS),
                           "mixes": ["+".join(pair) for pair in MIXES], "severities": list(SEVERITIES),
@@ -169,8 +200,9 @@ def main() -> None:
             "pseudo_mos": {"metrics": list(FR_METRICS), "map": "1 + 4*exp(-d/t), mean over metrics",
                            "t": {m: round(t, 6) for m, t in scales.items()}},
             "scale_fixed": f"s = {SCALE}: weights carry the overall scale",
-            "objective": {"prior": args.prior, "rank": args.rank, "rank_margin": MARGIN,
-                          "min_weight": args.min_weight, "exponent_bounds": [1.0, 4.0]},
+            "objective": {"prior": args.prior, "rank": args.rank, "within": args.within, "rank_margin": MARGIN,
+                          "min_weight": args.min_weight, "exponent_bounds": [1.0, 4.0],
+                          "power_bounds": list(args.power_bounds)},
             "figures": {
                 "training set": {"fitted": figures(model, data), "hand-set before": figures(hand_set, data)},
                 f"held-out photos at {args.size[0]} px, with mixes": {
@@ -183,7 +215,7 @@ def main() -> None:
           f"fit: {result.message}")
     print(f"exponent p = {model.exponent}, scale s = {SCALE}")
     for name, weight in sorted(model.weights.items(), key=lambda kv: -kv[1]):
-        print(f"  w[{name}] = {weight}")
+        print(f"  w[{name}] = {weight}" + (f", power {model.powers[name]}" if name in model.powers else ""))
     for where, pair in model.fit["figures"].items():
         for name, values in pair.items():
             print(f"{where}, {name}: {values}")

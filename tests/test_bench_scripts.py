@@ -55,3 +55,8 @@ def test_map_speed_prints_map_and_one_by_one_baseline():
     out = run_bench("map_speed.py", "--size", "128", "--repeats", "1", "--threads", "1")
     assert "cells one by one" in out and "quality map" in out and "speed-up" in out
     assert "same grid both ways: True" in out
+
+
+def test_map_quality_prints_the_bar_and_whole_image_baseline():
+    out = run_bench("map_quality.py", "--size", "192", "--photos", "coffee", "--kinds", "gaussian_noise")
+    assert "quality map" in out and "whole-image baseline" in out and "bar held in" in out

@@ -13,7 +13,7 @@ import torch
 from visualcritic_core import load_critic
 from visualcritic_core.cli import main
 from visualcritic_core.critics.base import Critic
-from visualcritic_core.damage import apply_damage, sample_photos
+from visualcritic_core.damage import PHOTO_NAMES, apply_damage, sample_photos
 from visualcritic_core.images import ImageInputError
 from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, quality_map, render_heatmap
 from visualcritic_core.report import QualityReport
@@ -41,11 +41,11 @@ def edge_preserving_smoothing(image: torch.Tensor) -> torch.Tensor:
 
 def damage_region(photo: torch.Tensor, kind: str, severity: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """`photo` damaged inside one rectangle only; the rectangle as a bool mask. The
-    smoothed area is face-sized (a quarter of each side), the others a third."""
+    smoothed areas are face-sized (a quarter of each side), the others a third."""
     h, w = photo.shape[-2:]
-    if kind == "smoothing":
+    if kind in ("smoothing", "texture_smooth"):
         box = (h // 3, h // 3 + h // 4, w // 2, w // 2 + w // 4)
-        damaged = edge_preserving_smoothing(photo)
+        damaged = edge_preserving_smoothing(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=1)
     else:
         box = (h // 4, h // 4 + h // 3, w // 3, w // 3 + w // 3)
         damaged = apply_damage(photo, kind, severity, seed=1)
@@ -56,34 +56,70 @@ def damage_region(photo: torch.Tensor, kind: str, severity: int = 3) -> tuple[to
     return out, truth
 
 
-# The photos and kinds on which the issue's bar holds today (see README "Quality maps and
-# local repair" for the ones where it does not yet).
-BAR_CASES = [
-    ("gaussian_blur", "chelsea"), ("gaussian_blur", "coffee"), ("gaussian_blur", "rocket"),
-    ("gaussian_blur", "motorcycle_left"),
-    ("gaussian_noise", "chelsea"), ("gaussian_noise", "coffee"), ("gaussian_noise", "rocket"),
-    ("gaussian_noise", "motorcycle_left"), ("gaussian_noise", "motorcycle_right"),
-    ("posterize", "chelsea"), ("posterize", "coffee"), ("posterize", "motorcycle_left"),
-    ("posterize", "motorcycle_right"),
-    ("smoothing", "coffee"), ("smoothing", "rocket"),
-]
+# blurred rectangle, noisy patch, banded patch, JPEG-blocked patch (the map claims blocking),
+# and two smoothed face-sized areas: a beauty filter and the damage module's texture smoothing
+REGION_KINDS = ("gaussian_blur", "gaussian_noise", "posterize", "jpeg", "smoothing", "texture_smooth")
+SMOOTHING_MISSES = {"rocket", "motorcycle_left", "motorcycle_right"}
+"""Photos where a smoothed face-sized area is not yet found (IoU < 0.5; README "Quality maps
+and local repair"): the stereo motorcycles have almost no grain to lose, and 40% of
+rocket's area is flat sky, where smoothing is unknown. Nothing is flagged outside the area
+on any of them."""
 
 
-@pytest.mark.parametrize("kind, name", BAR_CASES)
-def test_damage_in_one_region_is_found_there_only(signal, photos, kind, name):
-    image, truth = damage_region(photos[name], kind)
-    mask = quality_map(signal, [image])[0].defect_mask()
-    assert mask.shape == truth.shape and mask.dtype == torch.bool
-    iou = (mask & truth).sum().item() / (mask | truth).sum().item()
-    outside = (mask & ~truth).sum().item() / (~truth).sum().item()
-    assert iou >= 0.5, f"{kind} on {name}: IoU {iou:.2f}"
-    assert outside <= 0.05, f"{kind} on {name}: {100 * outside:.1f}% of the undamaged part flagged"
+@pytest.mark.parametrize("name", PHOTO_NAMES)
+def test_damage_in_one_region_is_found_there_only(signal, photos, name):
+    """Every region kind on every photo: the undamaged part is flagged in at most 5% of
+    its area, and the damaged region is found (IoU >= 0.5) except where listed above."""
+    failures = []
+    for kind in REGION_KINDS:
+        image, truth = damage_region(photos[name], kind)
+        mask = quality_map(signal, [image])[0].defect_mask()
+        assert mask.shape == truth.shape and mask.dtype == torch.bool
+        iou = (mask & truth).sum().item() / (mask | truth).sum().item()
+        outside = (mask & ~truth).sum().item() / (~truth).sum().item()
+        if outside > 0.05:
+            failures.append(f"{kind}: {100 * outside:.1f}% of the undamaged part flagged")
+        if iou < 0.5 and not (kind in ("smoothing", "texture_smooth") and name in SMOOTHING_MISSES):
+            failures.append(f"{kind}: IoU {iou:.2f}")
+    assert not failures, f"{name}: " + "; ".join(failures)
 
 
-@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right"])
+@pytest.mark.parametrize("name", PHOTO_NAMES)
 def test_a_clean_photo_is_hardly_flagged(signal, photos, name):
     flagged = quality_map(signal, [photos[name]])[0].defect_mask(DEFAULT_THRESHOLD).float().mean().item()
     assert flagged < 0.02, f"{name}: {100 * flagged:.1f}% flagged"
+
+
+def test_a_large_noisy_area_does_not_make_the_rest_look_smoothed(signal):
+    """Grain loss is read against the image's typical floor: with 40% of the photo noisy,
+    that floor comes from the clean part, not from the noise; and the noisy area's long
+    edge does not spill past the bar."""
+    photo = sample_photos(384)["coffee"]
+    truth = torch.zeros(photo.shape[-2:], dtype=torch.bool)
+    truth[20:200, 40:260] = True
+    image = photo.clone()
+    image[:, truth] = apply_damage(photo, "gaussian_noise", 3, seed=0)[:, truth]
+    qmap = quality_map(signal, [image])[0]
+    assert not (qmap.defect_mask(impairment="smoothing") & ~truth).any()
+    mask = qmap.defect_mask()
+    assert (mask & truth).sum() / (mask | truth).sum() >= 0.5 and (mask & ~truth).sum() <= 0.05 * (~truth).sum()
+
+
+def test_pixel_scale_patterns_are_not_noise_but_noise_is(signal):
+    """A 1-px checkerboard (dither, demosaicing, fine fabric) vanishes at half resolution
+    and is not called noise; white noise of the same strength reads at both scales."""
+    generator = torch.Generator().manual_seed(0)
+    y, x = torch.meshgrid(torch.arange(256), torch.arange(384), indexing="ij")
+    base = 0.45 + 0.15 * torch.sin(x / 9.0) * torch.cos(y / 13.0)  # smooth shading, some detail
+    checker = ((x + y) % 2).float() * 2 - 1
+    image = base.expand(3, -1, -1).clone()
+    image[:, :, :160] += 0.05 * checker[:, :160]
+    image[:, :, 224:] += 0.1 * torch.randn(3, 256, 160, generator=generator)
+    image = image.clamp(0, 1)
+    whole_image = signal.impairments(signal.measure(image[None, :, :, :128].contiguous()))["noise"]
+    assert whole_image > 2  # the critic's own reading calls the checkerboard noise
+    noise = quality_map(signal, [image])[0].defect_mask(impairment="noise")
+    assert noise[:, 256:].float().mean() > 0.9 and noise[:, :128].float().mean() < 0.02
 
 
 def test_the_worst_impairment_is_named_where_the_damage_is(signal, photos):

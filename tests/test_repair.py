@@ -103,8 +103,12 @@ def test_a_better_repair_is_kept_and_a_worse_one_is_not(signal, damaged):
     assert call["size"] == (image.shape[-1], image.shape[-2])
     assert (call["mask"][..., 0] > 127).sum() == result.mask.sum()  # the mask is what was sent
     assert result.kept and result.after_score > result.before_score
-    repaired = _array(result.image)
-    assert np.abs(repaired - clean.permute(1, 2, 0).numpy())[truth.numpy()].mean() < 0.01
+    repaired, clean_array = _array(result.image), clean.permute(1, 2, 0).numpy()
+    assert np.abs(repaired - clean_array)[result.mask.numpy()].mean() < 0.005  # pasted where flagged
+    # over the patch, three quarters of the damage gone (the mask covers ~70% of this small
+    # patch; the soft paste edge repairs part of the rest)
+    residual = np.abs(repaired - clean_array)[truth.numpy()].mean()
+    assert residual < 0.25 * np.abs(image.permute(1, 2, 0).numpy() - clean_array)[truth.numpy()].mean()
     # the damaged photo painted over a clean one: worse, so the original is kept
     reverse = repair_regions(PaintsTheCleanPhoto(image), clean.clone(), signal, PROMPT, n=1, seed=0,
                              threshold=0.2, progress=False)

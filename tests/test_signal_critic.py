@@ -56,10 +56,11 @@ def test_photos_and_kinds_are_enough(photos):
     assert len(photos) >= 5 and len(DAMAGE_KINDS) >= 10
 
 
-# The MOS checks below pin the kinds they were written for. The kinds issue 13 added
-# (texture smoothing, casts, chroma noise, haze, over-processing) are checked on photos held
-# out from the pooling fit in tests/test_signal_quality.py, with the issue's bar where it is
-# not yet met (texture smoothing: the worst level is not always below the clean photo).
+# Within each photo and at the worst level, every kind is checked. Pooled across photos, only
+# the kinds these checks were written for: texture smoothing and colour casts cannot be told
+# from a scene's own smoothness or tone without the clean photo (Spearman across photos
+# 0.4-0.6 for them; README "Limits"). tests/test_signal_quality.py checks all kinds on the
+# photos held out from the pooling fit.
 PINNED_KINDS = (
     "gaussian_blur", "motion_blur", "gaussian_noise", "salt_pepper", "jpeg", "pixelate", "posterize", "darken",
     "brighten", "contrast_loss", "contrast_boost", "desaturate", "oversaturate", "oversharpen",
@@ -69,7 +70,7 @@ PINNED_KINDS = (
 def test_mos_falls_with_severity_within_each_photo(grid):
     per_kind = {
         kind: np.mean([_rho(SEVERITIES, row[0] - row) for row in grid[kind]["mos"]])
-        for kind in PINNED_KINDS
+        for kind in DAMAGE_KINDS
     }
     assert np.mean(list(per_kind.values())) >= 0.9, per_kind
     assert min(per_kind.values()) >= 0.6, per_kind
@@ -83,7 +84,7 @@ def test_mos_falls_with_severity_across_photos(grid):
 
 
 def test_worst_damage_scores_below_the_clean_photo(grid):
-    for kind in PINNED_KINDS:
+    for kind in DAMAGE_KINDS:
         table = grid[kind]
         assert (table["mos"][:, 5] < table["mos"][:, 0]).all(), (kind, table["mos"])
 
@@ -219,7 +220,8 @@ def test_impulse_search_finds_exactly_the_lone_pixels():
     luma[0, 0, 8:35:6, 8:50:7] -= 0.19  # just within it: not
     luma[1, 0, 10:20, 10] = 0.9  # a thin line is not an impulse
     luma[2] = 0.5  # nor is a flat image
-    steps = (luma[..., 1:] - luma[..., :-1]).abs()
+    searched = luma[..., 1:-1, :]  # under 64 rows, every row but the first and last is searched
+    steps = (searched[..., 1:] - searched[..., :-1]).abs()
     found = (SignalCritic._impulses(luma, steps).double() * 40 * 57).round()
     expected = (_lone_pixel_fraction(luma) * 40 * 57).round()  # counts of lone pixels
     assert expected[0] == 35 and expected[1] > 40 and expected[2] == 0

@@ -18,11 +18,12 @@ from visualcritic_core.signal_calibration import (
 
 SIZE = 256
 FR_PHOTOS = 2
-# What the shipped fit reaches on the held-out photos, a little below the measured figures
-# (bench/signal_quality.py: weakest kind 0.54, across kinds 0.74-0.83 per photo); the
-# issue's bar (0.7 and 0.85) is asserted, as not yet met, at the end.
-REACHED_WEAKEST_KIND = 0.5
-REACHED_ACROSS_KINDS = 0.7
+# The issue's bar within kinds (mean >= 0.9, no kind below 0.7) is met and asserted. Across
+# kinds the bar is 0.85 and NOT met: the shipped fit reaches 0.81-0.84 per photo on the
+# held-out photos (bench/signal_quality.py; README "Limits"), so this asserts a little below
+# what it reaches, to catch a regression.
+WEAKEST_KIND = 0.7
+REACHED_ACROSS_KINDS = 0.78
 NEW_KINDS = ("texture_smooth", "warm_cast", "cool_cast", "chroma_noise", "haze", "overprocess")
 
 
@@ -65,7 +66,7 @@ def test_mos_falls_with_severity_for_every_kind_on_held_out_photos(held_out):
     rhos = severity_rhos(held_out["data"], held_out["mos"])
     assert set(NEW_KINDS) <= set(rhos)
     assert np.mean(list(rhos.values())) >= 0.9, rhos
-    assert min(rhos.values()) >= REACHED_WEAKEST_KIND, rhos
+    assert min(rhos.values()) >= WEAKEST_KIND, rhos
 
 
 def test_mos_ranks_damage_across_kinds_like_the_fr_pseudo_mos(held_out):
@@ -82,8 +83,6 @@ def _worst_and_clean(held_out, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("kind", NEW_KINDS)
 def test_worst_level_of_each_new_kind_scores_below_the_clean_photo(held_out, kind):
-    """(On the held-out photos. On the two motorcycle views, texture smoothing's worst
-    level does not score below the clean photo: README "Limits".)"""
     worst, clean = _worst_and_clean(held_out, kind)
     assert (worst < clean).all(), (kind, worst, clean)
 
@@ -103,14 +102,21 @@ def test_pooling_maths_and_loader(tmp_path):
     assert torch.allclose(hand_set.mos(d), 1 + 4 * torch.exp(-torch.tensor([0.0, 2.5, 2.5])))
     weighted = SignalPooling(version="t", weights={"blur": 2.0, "noise": 0.0}, exponent=1.0, scale=1.0)
     assert torch.allclose(weighted.pooled(d), torch.tensor([0.0, 6.0, 8.0]))
+    bent = SignalPooling(version="t", weights={"blur": 1.0}, exponent=1.0, scale=1.0, powers={"blur": 0.5})
+    assert torch.allclose(bent.pooled({"blur": torch.tensor([0.0, 4.0, 9.0])}), torch.tensor([0.0, 2.0, 3.0]))
     path = tmp_path / "pooling.json"
     path.write_text(json.dumps(weighted.to_dict()))
     assert load_pooling(path) == weighted
+    bent_path = tmp_path / "bent.json"  # (load_pooling caches by path)
+    bent_path.write_text(json.dumps(bent.to_dict()))
+    assert load_pooling(bent_path) == bent
     path.write_text('{"version": "x"}')
     with pytest.raises(ValueError, match="pooling.json"):
         load_pooling(str(path))
     with pytest.raises(ValueError, match="weights"):
         SignalPooling(version="t", weights={"blur": -1.0}, exponent=2.0, scale=2.0)
+    with pytest.raises(ValueError, match="powers"):
+        SignalPooling(version="t", weights={}, exponent=2.0, scale=2.0, powers={"blur": 0.0})
     assert json.loads(POOLING_FILE.read_text())["version"] == load_pooling().version
 
 

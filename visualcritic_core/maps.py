@@ -18,13 +18,16 @@ Design choices:
   describe the whole picture, and a cell of sky is not "too bright" because it is sky.
   Names the table does not know are left out of the map rather than guessed at.
 - Cells too flat to judge (sky, studio backdrop) are unknown for impairments that need
-  detail to be seen (blur, texture loss, smoothing) and never flagged for them.
+  detail to be seen (blur, smoothing) and never flagged for them.
   Noise and banding are read there: flat areas are where they show.
-- "smoothing" is the map's own relative measure: real photos carry grain everywhere, so
-  a textured cell whose noise floor lies far below the image's own typical floor has been
-  smoothed (denoised, beautified, painted over). It needs an image with measurable grain;
-  clean renders read nothing. Blur that kept the grain is optical (depth of field) and is
-  not flagged in such images.
+- Cells are judged against the image itself where fixed numbers would read content:
+  "smoothing" is the map's own measure: real photos carry grain everywhere, so a textured
+  cell whose noise floor lies far below the image's typical floor, or below that of the
+  cells at least as sharp, has been smoothed (denoised, beautified, painted over). It
+  needs an image with measurable grain; clean renders read nothing. Blur that kept the
+  grain is optical (depth of field) and is not flagged in such images. "blocking" reads
+  the 8-px grid at the one phase the image's cells agree on; noise counts only as far as
+  its half-resolution reading backs it (a pixel-scale pattern is not noise).
 """
 from __future__ import annotations
 
@@ -73,39 +76,56 @@ class LocalRule:
 
 LOCAL_IMPAIRMENTS: dict[str, LocalRule] = {
     "blur": LocalRule(needs_detail=True),
-    # in 64-px cells of clean photos, 90% of textured cells read below ~0.7 (rocket's worst)
-    "texture_loss": LocalRule(needs_detail=True, chance=0.5),
     "smoothing": LocalRule(needs_detail=True),
     # the flattest blocks of dense texture (fur, foliage) read as noise up to ~0.5-1
     "noise": LocalRule(needs_detail=False, chance=0.5, spread="max"),
     "chroma_noise": LocalRule(needs_detail=False),
     "specks": LocalRule(needs_detail=False),
-    # a 64-px cell holds only 4 periods of a 16-px grid: natural texture reads ~0.5 by chance
-    "grid": LocalRule(needs_detail=False, chance=0.5),
+    # the map's own codec-grid measure (`_blocking`), in place of the critic's "grid":
+    # a 64-px cell holds too few periods to pick a grid's period and phase per cell
+    "blocking": LocalRule(needs_detail=False),
     "banding": LocalRule(needs_detail=False, spread="max"),
 }
-"""Impairments that can be mapped cell by cell (names the critic does not have are skipped)."""
+"""Impairments that can be mapped cell by cell (names the critic does not have are skipped).
+The critic's texture loss is not among them: in 64-px cells it reads what the content is
+(clean coffee and rocket photos read 1.6-2.2 in a tenth of their textured cells, more than
+smoothed cells of other photos), so the map's own "smoothing" stands for it."""
 GLOBAL_IMPAIRMENTS = frozenset({"dark", "bright", "flat", "harsh", "dull", "garish", "colour_cast", "color_cast",
                                 "exposure", "oversharpened"})
 """Impairments of the whole picture: never mapped as local defects."""
 LOCAL_ATTRIBUTES = ("sharpness", "noisiness")
 """Attributes that mean something per cell (brightness of a cell is its content, not its quality)."""
 LABELS = {
-    "blur": "blur", "oversharpened": "halos", "texture_loss": "texture loss", "smoothing": "smoothed",
-    "noise": "noise", "chroma_noise": "colour noise", "specks": "specks", "grid": "blocking",
+    "blur": "blur", "oversharpened": "halos", "smoothing": "smoothed",
+    "noise": "noise", "chroma_noise": "colour noise", "specks": "specks", "blocking": "blocking",
     "banding": "banding", "quality": "low quality",
 }
 
 FLAT_DETAIL = 0.03
 """Luma contrast (std of 4x4 means, 0..1 units) below which a cell is too flat to judge
 detail in."""
+SHARP_AS = 0.5
+"""Edge width (px, Gaussian sigma) by which a cell may be blurrier than another and still
+count as equally sharp when their grain is compared."""
 MIN_GRAIN = 0.0005
 """Typical noise floor (std, 0..1 units) an image needs for grain loss to be judged;
 below it (clean renders, heavily denoised files) there is no grain to lose."""
-SMOOTHING_STOPS = 3.0
-"""Grain loss, in stops below the image's typical floor, at which "smoothing" reaches
-about half its "clearly visible" level. Textures differ by 1-3 stops within a photo;
-digital blur and edge-preserving smoothing take 4-8 off."""
+BLOCK_PERIOD = 8
+"""Codec block size looked for, px of the working image (JPEG's DCT blocks, the 8x
+latent grid of most image VAEs). A file scaled to the working size moves its grid off
+whole pixels, and its blocking is then not mapped."""
+BLOCK_EPS = 0.1 / 255
+"""Luma step added to both sides of the block-grid ratio: flat clean cells read ~1."""
+BLOCK_CHANCE, BLOCK_SPAN = 1.15, 0.25
+"""Block-grid ratio clean cells stay below (98% of them, in the package photos), and the
+further rise that makes blocking "clearly visible" (1): JPEG quality 11 reads 1.5-2.1."""
+WHITE_NOISE_SPAN = 2.0
+"""How far (x) a cell's full-resolution noise reading may exceed its half-resolution one."""
+SMOOTHING_STOPS = 1.8
+"""Grain loss, in stops below the image's typical floor, from which "smoothing" rises: it
+is "clearly visible" (1) about 0.9 stops further, at 2.7. Textured cells of clean photos
+stay within ~2.4 stops of the typical floor (the package photos' 1st percentile);
+digital blur and edge-preserving smoothing take 3-8 off."""
 
 
 @dataclass
@@ -154,10 +174,13 @@ class QualityMap:
         return [[names[k] if math.isfinite(v) else None for k, v in zip(ks, vs)]
                 for ks, vs in zip(index.tolist(), best.tolist())]
 
-    def defect_map(self, impairment: str | None = None) -> torch.Tensor:
+    def defect_map(self, impairment: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> torch.Tensor:
         """Defect strength per pixel `[H,W]` at the image's own resolution (float, the
         cells covering each pixel averaged, upsampled and blurred): the worst impairment,
-        or the one named."""
+        or the one named. Before "mean" cells are averaged, each is capped at twice
+        `threshold`: a cell that reads a defect ten times over because a part of it holds
+        a strong one must not outweigh the clean cells over the same pixels, so a pixel
+        reaches `threshold` when about half the cells over it see the defect clearly."""
         names = list(self.impairments) if impairment is None else [impairment]
         if impairment is not None and impairment not in self.impairments:
             raise ValueError(f"impairment {impairment!r} is not in this map; it has {list(self.impairments)}")
@@ -172,7 +195,8 @@ class QualityMap:
             whole = spread == "max"  # a cell that reads damaged only when nearly all of it is: all of it is
             ry = _footprints(self.row_starts, self.cell[0], self.work_size[0], step, whole)
             rx = _footprints(self.col_starts, self.cell[1], self.work_size[1], step, whole)
-            coarse = torch.maximum(coarse, _cells_to_pixels(self.impairments[name], ry, rx, spread))
+            grid = self.impairments[name] if spread == "max" else self.impairments[name].clamp_max(2 * threshold)
+            coarse = torch.maximum(coarse, _cells_to_pixels(grid, ry, rx, spread))
         # blurred by a quarter of the stride (no cell staircase left), then brought to full size
         smooth = _gaussian_blur(coarse[None, None], 0.25 * stride / step)
         return F.interpolate(smooth, size=self.image_size, mode="bilinear", align_corners=False)[0, 0]
@@ -186,7 +210,7 @@ class QualityMap:
             raise ValueError(f"threshold must be a positive number (clearly-visible units), got {threshold!r}")
         if isinstance(dilate, bool) or not isinstance(dilate, int) or dilate < 0:
             raise ValueError(f"dilate must be an integer number of pixels >= 0, got {dilate!r}")
-        mask = self.defect_map(impairment) >= threshold
+        mask = self.defect_map(impairment, threshold) >= threshold
         if dilate:
             grown = F.max_pool2d(mask[None, None].float(), (1, 2 * dilate + 1), stride=1, padding=(0, dilate))
             mask = F.max_pool2d(grown, (2 * dilate + 1, 1), stride=1, padding=(dilate, 0))[0, 0] > 0
@@ -230,9 +254,12 @@ def _footprints(starts: torch.Tensor, cell: int, length: int, step: int, whole: 
     Unless `whole`, a cell speaks for its central part only, as far in from its sides as
     the overlap allows (a quarter of the cell at most), and the outermost cells for the
     image border too: every pixel is then judged by the few cells centred nearest it, so
-    a damaged area's edge does not move outward by half a cell."""
+    a damaged area's edge does not move outward by half a cell. A `whole` cell speaks
+    for all of itself but a rim of a sixteenth of its side: a cell whose flattest fifth
+    of blocks reads noisy can still hold about that much clean border, and around a
+    large noisy area that rim adds up to several percent of the image."""
     stride = _stride(starts) or cell
-    margin = 0 if whole else max(0, min(cell // 4, (cell - stride) // 2))
+    margin = cell // 16 if whole else max(0, min(cell // 4, (cell - stride) // 2))
     lo = starts + margin
     hi = starts + cell - margin
     lo[0], hi[-1] = 0, length
@@ -253,7 +280,7 @@ def _cells_to_pixels(grid: torch.Tensor, ry: torch.Tensor, rx: torch.Tensor, spr
         return (total / count.clamp_min(1e-9)).float()
     if spread != "max":
         raise ValueError(f"spread must be 'mean' or 'max', got {spread!r}")
-    values = grid.float().nan_to_num(nan=-math.inf)
+    values = grid.float().nan_to_num(nan=-math.inf)  # unknown cells have no say
     across = values[:, :, None].masked_fill(rx[None] == 0, -math.inf).amax(dim=1)  # [ny, w]
     out = across[:, None, :].masked_fill(ry[:, :, None] == 0, -math.inf).amax(dim=0)  # [h, w]
     return out.masked_fill(~torch.isfinite(out), 0.0)
@@ -271,20 +298,28 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
 
 
-def _cut_cells(work: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """All cells of a `[3,h,w]` image as one `[N,3,ch,cw]` batch (one gather, no loop)."""
-    iy = rows[:, None] + torch.arange(cell[0])  # [ny, ch]
-    ix = cols[:, None] + torch.arange(cell[1])  # [nx, cw]
-    cells = work[:, iy[:, None, :, None], ix[None, :, None, :]]  # [3, ny, nx, ch, cw]
-    return cells.permute(1, 2, 0, 3, 4).reshape(-1, 3, cell[0], cell[1]).contiguous()
+def _cut_cells(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """All cells of a `[C,h,w]` plane as one `[N,C,ch,cw]` batch: the cell columns are
+    gathered once, then each row of cells is one strided copy (a loop over rows of
+    cells, not cells: writing the batch is the cost, and this writes it in order)."""
+    c, h = plane.shape[:2]
+    strips = plane.index_select(2, (cols[:, None] + torch.arange(cell[1])).flatten()).view(c, h, len(cols), cell[1])
+    cells = plane.new_empty(len(rows), len(cols), c, cell[0], cell[1])
+    for i, top in enumerate(rows.tolist()):
+        cells[i].copy_(strips[:, top:top + cell[0]].permute(2, 0, 1, 3))
+    return cells.view(-1, c, cell[0], cell[1])
 
 
-def _detail(cells: torch.Tensor) -> torch.Tensor:
+def _luma(image: torch.Tensor) -> torch.Tensor:
+    """Rec. 601 luma `[1,h,w]` of a `[3,h,w]` image."""
+    return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
+
+
+def _detail(luma_cells: torch.Tensor) -> torch.Tensor:
     """Luma contrast per cell `[N]` (standard deviation of 4x4-pixel means): how much
     there is to judge. Coarse on purpose: blur and noise do not change it, so a blurred
     cell is still judged and a noisy sky is still flat."""
-    luma = 0.299 * cells[:, 0] + 0.587 * cells[:, 1] + 0.114 * cells[:, 2]
-    return F.avg_pool2d(luma[:, None], 4).flatten(1).std(1)
+    return F.avg_pool2d(luma_cells, 4).flatten(1).std(1)
 
 
 def _check_cell(cell: Any, stride: Any) -> tuple[int, int]:
@@ -330,10 +365,11 @@ def quality_map(
             size = (min(cell, h), min(cell, w))
             rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
             cells = _cut_cells(work, rows, cols, size)
+            luma_cells = _cut_cells(_luma(work), rows, cols, size)
             shape = (len(rows), len(cols))
-            flat = (_detail(cells) < FLAT_DETAIL).view(shape)
+            flat = (_detail(luma_cells) < FLAT_DETAIL).view(shape)
             if native:
-                mos, impairments, attributes = _signal_cells(critic, cells, shape, flat)
+                mos, impairments, attributes = _signal_cells(critic, cells, luma_cells, rows, cols, flat)
             else:
                 mos, impairments, attributes = _scored_cells(critic, cells, shape, flat, batch_size)
             maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
@@ -344,19 +380,41 @@ def quality_map(
     return maps
 
 
-def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat: torch.Tensor):
-    """The signal critic's own measurements on every cell at once."""
+def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                  flat: torch.Tensor):
+    """The signal critic's own measurements on every cell at once, and the map's own
+    (smoothing, blocking)."""
+    shape = (len(rows), len(cols))
     m = critic.measure(cells)
+    judged = critic.impairments(m)
+    if "noise" in judged and "coarse_noise" in m:
+        judged["noise"] = critic.impairments({**m, "noise": _white_noise(m)})["noise"]
     local = {}
-    for name, value in critic.impairments(m).items():
+    for name, value in judged.items():
         if name in LOCAL_IMPAIRMENTS:
             local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
+    local["blocking"] = ((_blocking(luma_cells, rows, cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
-        lost = _grain_lost(m["noise"].float().cpu().view(shape), flat)
+        # the typical floor is read where there is detail and no noise beyond chance: a
+        # noisy third of the image must not make the clean rest look smoothed
+        noisy = local["noise"] > 0 if "noise" in local else torch.zeros_like(flat)
+        floors = m["noise"].float().cpu().view(shape)
+        lost = _grain_lost(floors, flat | noisy)
         if lost is not None:
-            local["smoothing"] = 0.5 * F.softplus((lost - SMOOTHING_STOPS) / 0.5)
-            if "blur" in local:  # blur that kept the grain is optical (depth of field), not damage
-                local["blur"] = local["blur"] * ((lost - 1) / 2).clamp(0, 1)
+            smoothed = lost
+            if "edge_width" in m:
+                smoothed = torch.maximum(lost, _grain_lost_among_as_sharp(
+                    floors, m["edge_width"].float().cpu().view(shape), flat | noisy))
+            local["smoothing"] = 0.5 * F.softplus((smoothed - SMOOTHING_STOPS) / 0.5)
+            if "blur" in local:
+                # blur that kept the grain is optical (depth of field), not damage: it counts
+                # from 2 stops of grain lost, fully from 4 (the lens and then JPEG take 1-3 off
+                # defocused areas, digital blur 4-8)
+                local["blur"] = local["blur"] * ((lost - 2) / 2).clamp(0, 1)
+    if "banding" in local:
+        # read from the histogram of a few rows of the cell: a lone cell of crushed shadow
+        # can miss levels by chance, a banded area shows in overlapping cells
+        local["banding"] = _opened(local["banding"])
     for name, rule in LOCAL_IMPAIRMENTS.items():
         if rule.needs_detail and name in local:
             local[name] = local[name].masked_fill(flat, math.nan)
@@ -366,16 +424,82 @@ def _signal_cells(critic: Any, cells: torch.Tensor, shape: tuple[int, int], flat
     return mos, local, attributes
 
 
-def _grain_lost(noise: torch.Tensor, flat: torch.Tensor) -> torch.Tensor | None:
+def _blocking(luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Codec block-grid strength per cell `[N]`: the mean luma step across the image's
+    8-px block boundaries over the mean step at all gaps (1 for natural content), the
+    weaker of the two directions. Which gap of 8 is the boundary is decided once for the
+    whole image (the phase most cells agree on, by their upper decile) and read in the
+    image's own coordinates: a 64-px cell alone has too few periods to tell a codec grid
+    from texture that happens to repeat (stripes, fabric)."""
+    luma = luma_cells[:, 0]
+    across = (luma[:, :, 1:] - luma[:, :, :-1]).abs().mean(1)  # [N, cw-1] per column gap
+    down = (luma[:, 1:] - luma[:, :-1]).abs().mean(2)  # [N, ch-1] per row gap
+    cx, cy = cols.repeat(len(rows)), rows.repeat_interleave(len(cols))
+    strength = []
+    for profile, starts in ((across, cx), (down, cy)):
+        phase = (starts[:, None] + torch.arange(profile.shape[1])) % BLOCK_PERIOD
+        sums = profile.new_zeros(profile.shape[0], BLOCK_PERIOD).scatter_add_(1, phase, profile)
+        counts = profile.new_zeros(profile.shape[0], BLOCK_PERIOD).scatter_add_(1, phase, torch.ones_like(profile))
+        ratio = (sums / counts.clamp_min(1) + BLOCK_EPS) / (profile.mean(1, keepdim=True) + BLOCK_EPS)  # [N, 8]
+        boundary = torch.quantile(ratio, 0.9, dim=0).argmax()
+        strength.append(ratio[:, boundary])
+    return torch.minimum(*strength)
+
+
+def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The cells' noise reading, trusted only as far as the half-resolution reading backs
+    it: white noise reads about the same at both scales (0.5-1.5x in damaged cells),
+    texture reads higher at half resolution, but a residual that vanishes there is a
+    pixel-scale pattern (dither, demosaicing, halftone, fine fabric) in a few cells of
+    a scanned photo, not noise."""
+    return torch.minimum(m["noise"], WHITE_NOISE_SPAN * m["coarse_noise"])
+
+
+def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
+    """Grey opening of a cell grid: each cell keeps at most the level that a whole
+    `size`x`size` block of neighbouring cells containing it reaches, so a lone cell's
+    reading (a "max"-spread one would flag the whole cell) needs a neighbour to agree."""
+    if min(grid.shape) < size:
+        return grid
+    x = grid[None, None].nan_to_num(nan=-math.inf)
+    low = -F.max_pool2d(-x, size, stride=1)  # the weakest cell of each block
+    high = F.max_pool2d(F.pad(low, (size - 1,) * 4, value=-math.inf), size, stride=1)  # the best block
+    return high[0, 0].clamp_min(0).masked_fill(grid.isnan(), math.nan)
+
+
+def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None:
     """Stops (log2) by which each cell's noise floor lies below the image's typical floor
-    (the median over cells with detail), or None when the image has no grain to lose."""
-    textured = noise[~flat]
-    if textured.numel() < 4:
+    (the median over the cells not `unfit` to set it), or None when the image has no
+    grain to lose. Whether there is grain is asked of the upper quartile: smoothing or
+    blurring a region lowers the median, and an image at the edge of having grain must
+    not lose its grain test (and with it the depth-of-field test for blur) because a
+    tenth of it was damaged."""
+    textured = noise[~unfit]
+    if textured.numel() < 4 or float(textured.quantile(0.75)) < MIN_GRAIN:
         return None
-    typical = float(textured.median())
-    if typical < MIN_GRAIN:
-        return None
+    typical = max(float(textured.median()), MIN_GRAIN)
     return torch.log2(typical / noise.clamp_min(typical / 256)).clamp_min(0)
+
+
+def _grain_lost_among_as_sharp(noise: torch.Tensor, width: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor:
+    """Stops by which each cell's noise floor lies below the median floor of the cells at
+    least as sharp as itself (edge width at most `SHARP_AS` px wider), 0 where fewer than
+    a tenth of the cells are. In a photo with depth of field the lens (and then JPEG) took
+    the grain of the defocused areas, so the image-wide typical floor lies stops below the
+    sharp subject's, where a smoothed patch hides; edge-preserving smoothing keeps the
+    edges sharp and takes the grain. One median per quarter-pixel step of edge width (a
+    few dozen), not per cell."""
+    floor = torch.log2(noise.clamp_min(1e-7))
+    fit = ~unfit
+    steps = torch.ceil(width / 0.25)
+    lost = torch.zeros_like(floor)
+    enough = max(8, int(0.1 * int(fit.sum())))
+    for step in steps.unique().tolist():
+        peers = fit & (width <= step * 0.25 + SHARP_AS)
+        if int(peers.sum()) >= enough:
+            here = steps == step
+            lost[here] = (floor[peers].median() - floor[here]).clamp_min(0)
+    return lost
 
 
 def _scored_cells(critic: Critic, cells: torch.Tensor, shape: tuple[int, int], flat: torch.Tensor,
@@ -423,7 +547,7 @@ def render_heatmap(image: Any, qmap: QualityMap, threshold: float = DEFAULT_THRE
     if max_side and max(pil.size) > max_side:
         pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     w, h = pil.size
-    strength = F.interpolate(qmap.defect_map()[None, None], size=(h, w), mode="bilinear",
+    strength = F.interpolate(qmap.defect_map(threshold=threshold)[None, None], size=(h, w), mode="bilinear",
                              align_corners=False)[0, 0]
     t = strength / (_SCALE_MAX * threshold)
     alpha = (0.15 + 0.6 * (strength / threshold).clamp(0, 1))[..., None]

@@ -27,9 +27,15 @@ JPEG strips grain of its finest scale, so grain must not pass for edge detail.
 Generated-image failures: texture loss is the median fine-scale residual of blocks that
 carry structure at the 8-px scale over the 95th percentile of all blocks (the edges) —
 smoothing empties the first and keeps the second, blur lowers both, noise raises the
-first. Colour cast is what a white-patch and a grey-edge estimate, in log-chroma, agree
-on. Chroma noise is the fine-scale residual of R−G and B−G in the flattest row segments,
-beyond the share that comes with luma noise.
+first; it is counted in log units, as each step of smoothing removes a share of what is
+left. Colour cast is the mean of a white-patch and a grey-edge estimate of the illuminant
+in log-chroma (both move by the cast, step for step), beyond the band that scenes' own
+tones span (CAST_BAND). Chroma noise is the fine-scale residual of R−G and B−G in the
+flattest row segments, beyond the share that comes with luma noise. Haze (and any
+washed-out tone curve) lifts the darkest pixels' darkest channel, which is near 0 in
+almost every photo (the dark channel prior). Pixelation (pixel blocks of any size but a
+codec's 8 or 16 px) is judged apart from codec blocking, with a later onset: 2-px blocks
+are a mild softening.
 
 Images are judged at a bounded working size (`max_side`, 512 px by default, the longer
 side): what a viewer sees on screen, at a cost independent of the file's size. Very
@@ -39,17 +45,21 @@ more often (edge width saturates at "sharp"), and 512-px input got no faster, as
 antialiased resize costs more than the smaller planes save.
 
 Speed: every measurement reads the full-resolution luma in a handful of shared passes
-(one padded copy, one row difference, one half-resolution copy); global statistics (colour,
-cast, chroma noise, clipping, the banding histogram, impulse counts) read sampled rows;
+(one padded copy, one half-resolution copy, one row difference on the rows the impulse
+search reads, every other one, which also give the grid profiles); global statistics
+(colour, cast, black level, chroma noise, clipping, the banding histogram) read every
+eighth row;
 texture reuses the noise estimate's block residuals; the four edge directions are handled
-one at a time; and on the CPU images are measured a couple at a time. All so that
+one at a time; and on the CPU images are measured four (512²) at a time. All so that
 intermediate planes stay in cache: the work is memory-bound, not arithmetic-bound, and a
 plane that spills out of cache costs several times more.
 
 Known limits: a colour cast that cancels a scene's own tone (a cool cast on a warm-lit
-scene) can go unseen, and a scene with no neutral surface and edges of one hue reads as
-cast (a retina photograph reads orange); texture loss in images that have little
-texture (studio shots) cannot be told from a clean render; thin bright lines (wires,
+scene) is seen only once it has carried the scene past neutral by the band's width, and a
+scene whose own tone lies beyond the band (no neutral surface, edges of one hue: a retina
+photograph, a sunset) reads as cast; a scene with no dark tones at all (close-ups of
+brick or gravel, the moon's surface, high-key shots) reads as hazy; texture loss in images
+that have little texture (studio shots) cannot be told from a clean render; thin bright lines (wires,
 lattices against sky) read as over-sharpened; graphics with few flat colours read as
 banded; detail finer than the working size is not seen.
 """
@@ -78,8 +88,16 @@ NOISE_MARGIN = 2.0  # noise energy removed from fine gradients, ×: err towards 
 # Photos are rendered a little warm: the package photos' cast estimates centre on this
 # warmth (spread ±0.05), so a cool cast is judged from there, not from grey.
 WARM_NEUTRAL = 0.04
+# How far a scene's own tone may lie from neutral (warmth, tint; log-chroma) before it
+# reads as a cast: the package photos' estimates lie within ±0.055 warmth (coffee's warm
+# light +0.046, the astronaut's cool whites −0.053) and ±0.045 tint.
+CAST_BAND = (0.06, 0.05)
+# The colour-cast impairment levels off towards this ("clearly visible" units; a 42% white-
+# balance error on the package photos reads 2-4): a scene missing a channel altogether (no
+# blue at all) reads log-chroma far out, but is not many times worse than a strong cast.
+CAST_CEILING = 6.0
 CHROMA_SEGMENT = 32  # row segments, px, for the chroma noise estimate
-CPU_CHUNK_PIXELS = 1 << 19  # pixels measured together on the CPU (two 512² images)
+CPU_CHUNK_PIXELS = 1 << 20  # pixels measured together on the CPU (four 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
 
 
@@ -87,6 +105,12 @@ def _soft(x: torch.Tensor, knee: float) -> torch.Tensor:
     """A rounded ramp max(0, x) with a knee of width `knee`: impairments grow smoothly
     from nothing instead of jumping at a threshold."""
     return knee * F.softplus(x / knee)
+
+
+def _ramp(x: torch.Tensor, knee: float) -> torch.Tensor:
+    """max(0, x) rounded over the first `knee` (quadratic, then linear), but exactly 0 for
+    x <= 0: an impairment that must not fall below nothing, not even by a rounding."""
+    return torch.where(x < knee, F.relu(x) ** 2 / (2 * knee), x - knee / 2)
 
 
 class SignalFilters(torch.nn.Module):
@@ -402,10 +426,8 @@ class SignalCritic(Critic):
     def _chroma_energy(rows: torch.Tensor) -> torch.Tensor:
         """Mean squared second difference along rows of the two colour differences R−G and
         B−G per CHROMA_SEGMENT-px row segment `[B,N]`: luma alone (grain, texture, edges:
-        the same change in every channel) gives 0, colour speckle does not. Read on every
-        other row given (the estimate is the same, at half the work)."""
+        the same change in every channel) gives 0, colour speckle does not."""
         b, _, h, w = rows.shape
-        rows = rows[..., ::2, :] if h >= 8 else rows
         differences = rows[:, ::2] - rows[:, 1:2]  # R−G, B−G
         d = differences[..., 2:] + differences[..., :-2] - 2 * differences[..., 1:-1]
         residual = d.square_().sum(1)  # [B,h,w-2]
@@ -437,21 +459,32 @@ class SignalCritic(Critic):
         return spread.kthvalue(max(1, int(0.99 * spread.shape[1])), dim=1).values.sqrt()
 
     @staticmethod
+    def _black_level(sample: torch.Tensor) -> torch.Tensor:
+        """The darkest 2% of `sample`'s pixels `[B]`, each pixel read by its darkest
+        channel: He et al.'s dark channel ("Single image haze removal using dark channel
+        prior", CVPR 2009) over the whole image. Near 0 in almost every photo (shadows,
+        dark or saturated objects), lifted by haze, veiling glare or a washed-out tone
+        curve by as much as the veil adds, from the first step."""
+        darkest = sample.amin(1).flatten(1)
+        return darkest.kthvalue(max(1, int(0.02 * darkest.shape[1])), dim=1).values
+
+    @staticmethod
     def _cast(sample: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Colour cast `[B]` ×2: warmth (red up and blue down: orange; negative: blue) and
         tint (red and blue up against green: magenta; negative: green), in log-chroma.
 
         A white-balance error or a wrong VAE multiplies the channels, which in log-chroma
         (log R/G, log B/G) moves every pixel by the same amount, whatever its brightness.
-        Scene colour must not read as a cast, so two classic colour-constancy estimates
-        are taken, each fooled by different scenes: white patch (the mean log-chroma of
+        The scene's illuminant is estimated twice, by two classic colour-constancy
+        estimates, each fooled by different scenes: white patch (the mean log-chroma of
         the brightest 5% of unclipped pixels: highlights and whites are neutral in most
         photos) and grey edge (van de Weijer et al. 2007: the mean colour of edges is
-        neutral; log of each channel's mean absolute step over green's). A cast moves
-        both by the same amount; scene colour rarely moves both the same way, so only what
-        they share counts: the shorter of their projections on their mean direction (a
-        blue sky is blue by white patch but not by grey edge: no cast). Warmth is counted
-        from WARM_NEUTRAL, where well-balanced photos sit."""
+        neutral; log of each channel's mean absolute step over green's). Both move by
+        the cast, so their mean does too, step for step (the cast grows with the error
+        from the first step, whatever the scene's own tone); scene colour fools each by
+        a different amount, and their mean by less than the worse of the two. Warmth is
+        counted from WARM_NEUTRAL, where well-balanced photos sit; how far a scene's own
+        tone may lie from it is the impairment's business (CAST_BAND)."""
         b, _, h, w = sample.shape
         flat = sample.reshape(b, 3, h * w)
         luma = torch.addcmul(torch.addcmul(flat[:, 1] * weights[0, 1, 0, 0], flat[:, 0], weights[0, 0, 0, 0]),
@@ -467,27 +500,24 @@ class SignalCritic(Critic):
         v_white = ((logs[:, 2] - logs[:, 1]) * keep).sum(1) / total
         steps = (sample[..., 1:] - sample[..., :-1]).abs_().mean(dim=(-2, -1)).clamp_min(1e-6)  # [B,3]
         u_edge, v_edge = torch.log(steps[:, 0] / steps[:, 1]), torch.log(steps[:, 2] / steps[:, 1])
-        white = torch.stack([(u_white - v_white) / 2 - WARM_NEUTRAL, (u_white + v_white) / 2], 1)
-        edge = torch.stack([(u_edge - v_edge) / 2 - WARM_NEUTRAL, (u_edge + v_edge) / 2], 1)
-        # what both estimates share: the shorter of their projections on their mean direction
-        direction = F.normalize(white + edge, dim=1)
-        shared = torch.minimum((white * direction).sum(1), (edge * direction).sum(1)).clamp_min(0)
-        return (shared[:, None] * direction).unbind(1)
+        u, v = (u_white + u_edge) / 2, (v_white + v_edge) / 2
+        return (u - v) / 2 - WARM_NEUTRAL, (u + v) / 2
 
     @staticmethod
     def _impulses(luma: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """Fraction of pixels standing alone above or below all 8 neighbours by 0.2, `[B]`
         (edge pixels never do: their replicated neighbour is themselves). `steps` is the
-        luma's absolute horizontal difference `[B,1,H,W-1]`: a lone pixel differs by over
-        0.2 from both horizontal neighbours, so only those few have all 8 read. Images of
-        64 rows or more are searched on every other row, which estimates the same fraction."""
+        luma's absolute horizontal difference on the rows searched, `luma[..., 1:-1:k, :]`
+        with k = `_row_step(H)`, `[B,1,R,W-1]`: a lone pixel differs by over 0.2 from both horizontal neighbours, so
+        only those few have all 8 read. Images of 64 rows or more are searched on every
+        other row, which estimates the same fraction."""
         b, _, h, w = luma.shape
-        every = 2 if h >= 64 else 1
+        every = _row_step(h)
         # each searched pixel's smaller horizontal step, one row per (image, row); only rows
-        # holding a candidate are searched (a full-size nonzero costs more than the rest)
-        smaller = torch.minimum(steps[..., 1:-1:every, :-1], steps[..., 1:-1:every, 1:])
-        per_image = smaller.shape[-2]
-        smaller = smaller.view(-1, w - 2)
+        # holding a candidate are searched (a full-size nonzero costs more than the rest;
+        # so does a full-size comparison: booleans are slow to make on the CPU)
+        smaller = torch.minimum(steps[..., :-1], steps[..., 1:]).view(-1, w - 2)
+        per_image = smaller.shape[0] // b
         rows = torch.nonzero(smaller.amax(1) > 0.2).squeeze(1)
         hit, column = torch.nonzero(smaller[rows] > 0.2).unbind(1)
         row = rows[hit]
@@ -564,19 +594,19 @@ class SignalCritic(Critic):
         m["texture"] = self._texture(energy, levels, m["contrast"])
         warmth, tint = self._cast(sparse, self._filters.luma)
         m.update(cast=torch.hypot(warmth, tint), cast_warmth=warmth, cast_tint=tint,
-                 chroma_spread=self._chroma_spread(sparse))
+                 chroma_spread=self._chroma_spread(sparse), black_level=self._black_level(sparse))
         return m
 
     def _measure_colour(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The colour and tone statistics of `measure`, on images already on the device.
-        They read every fourth row (whole rows: contiguous reads): the histogram for
-        banding, clipping on pairs of pixels, colour on runs of four (colour is judged at
-        a coarser scale than noise, so chroma noise does not read as colourfulness), chroma
-        noise every eighth row at full resolution; and the colour sample of every eighth
-        row that `measure` reads the cast and the monochrome test from."""
-        f = self._filters
+        They read every eighth row (whole rows: contiguous reads; colour and tone are
+        statistics of the whole picture, and 1/8 of its rows estimate them as well): the
+        histogram for banding and chroma noise at full resolution, clipping on pairs of
+        pixels, colour on runs of four (colour is judged at a coarser scale than noise, so
+        chroma noise does not read as colourfulness); that colour sample is also what
+        `measure` reads the cast, the black level and the monochrome test from."""
         large = min(image.shape[-2:]) >= 64
-        rows = image[..., ::4, :] if large else image
+        rows = image[..., ::8, :] if large else image
         banding = self._banding(rows)
         sample = _mean_across(rows) if large else image
         coarse = _mean_across(sample) if large else image
@@ -587,7 +617,7 @@ class SignalCritic(Critic):
             torch.sqrt((rg - rg_mean).square_().mean(1) + (yb - yb_mean).square_().mean(1))
             + 0.3 * torch.sqrt(rg_mean[:, 0] ** 2 + yb_mean[:, 0] ** 2)
         )
-        sparse = (coarse[..., ::2, :] if large else coarse).contiguous()  # every 8th row
+        sparse = coarse.contiguous()
         chroma_noise = self._chroma_noise(rows)
         channel_max, channel_min = sample.amax(1).flatten(1), sample.amin(1).flatten(1)
         gamut_clipped = ((channel_max > 0.995) | (channel_min < 0.005)) & (channel_max - channel_min > 0.3)
@@ -611,18 +641,22 @@ class SignalCritic(Critic):
         flat = luma.flatten(1)
         padded = _shifted_pad(luma, 1)
         half = _half(luma)
-        steps = (luma[..., 1:] - luma[..., :-1]).abs_()
+        searched = luma[..., 1:-1:_row_step(luma.shape[-2]), :]  # the impulse search's rows
+        steps = (searched[..., 1:] - searched[..., :-1]).abs_()
         impulses = self._impulses(luma, steps)
+        # grid profiles from those rows (across) and every other column (down): a grid runs
+        # through the whole image, and half the reads find it as well
+        columns = luma[..., ::_row_step(luma.shape[-1])]
         grid, period = self._grid(
-            steps.mean(dim=(1, 2)), (luma[..., 1:, :] - luma[..., :-1, :]).abs_().mean(dim=(1, 3))
+            steps.mean(dim=(1, 2)), (columns[..., 1:, :] - columns[..., :-1, :]).abs_().mean(dim=(1, 3))
         )
         noise, block_energy, block_levels = self._noise(padded, half)
         impulse_noise = 0.5 * torch.sqrt(impulses)  # std of a speck field of that density
         noise_var = noise ** 2 + impulse_noise ** 2
         ratios, strengths = self._edge_ratios(*self._edge_energies(padded, half, noise_var), noise_var)
         widths = self._edge_width(ratios)
-        mean = flat.mean(1)
-        contrast = torch.sqrt(F.relu((flat * flat).mean(1) - mean ** 2))
+        mean = flat.mean(1)  # (torch.var_mean is many times slower on the CPU)
+        contrast = torch.sqrt(F.relu(torch.linalg.vector_norm(flat, dim=1).square_() / flat.shape[1] - mean ** 2))
         blocks = (block_energy, block_levels, self._block_noise_energy(_shifted_pad(half, 1)).flatten(1), sparse)
         return {
             **colour,
@@ -663,26 +697,37 @@ class SignalCritic(Critic):
         has_edges = (m["edge_strength"] / 0.008).clamp(0, 1)
         sharpest = float(self._ratio_table[0])
         monochrome = _monochrome(m)
+        codec_grid = _codec_grid(m)
         return {
             "blur": has_edges * _soft(m["edge_width"] - 1.0, 0.3) / 1.2,
             "noise": _soft(m["noise"] - 0.006, 0.003) / 0.03,
             "specks": _soft(m["impulse_noise"] - 0.01, 0.005) / 0.04,
-            "grid": _soft(m["grid"] - 1.3, 0.1) / 0.7,
+            # a codec's 8/16-px block grid, and pixel blocks of any other size: a 2-px
+            # pixelation is a mild softening, a 9-px one ruins the picture
+            "grid": codec_grid * _soft(m["grid"] - 1.3, 0.1) / 0.7,
+            "pixelation": (1 - codec_grid) * _soft(m["grid"] - 2.0, 0.2) / 0.8,
             "banding": _soft(m["banding"] - 1.5, 0.3) / 2.5,
             "dark": _soft(0.3 - m["brightness"], 0.03) / 0.12 + _soft(m["crushed"] - 0.25, 0.03) / 0.2,
             "bright": _soft(m["brightness"] - 0.62, 0.03) / 0.12 + _soft(m["blown"] - 0.02, 0.01) / 0.08,
             "flat": _soft(0.15 - m["contrast"], 0.02) / 0.07,
+            # photos reach within 0.06 of black; haze and washed-out tones lift it
+            "haze": _soft(m["black_level"] - 0.1, 0.02) / 0.12,
             "harsh": _soft(m["contrast"] - 0.3, 0.02) / 0.07,
             "dull": (1 - 0.8 * monochrome) * _soft(35 - m["colorfulness"], 6) / 22,
             "garish": _soft(m["colorfulness"] - 90, 8) / 35 + _soft(m["gamut_clipped"] - 0.05, 0.02) / 0.3,
             # beyond the sharpest optical edge by a margin: fine texture alone stays below it
             "oversharpened": self._halo_edges(m) * _soft(torch.log(m["edge_ratio"] / sharpest) - 0.12, 0.04) / 0.25,
-            # photos keep 0.15..0.3 of their edges' fine detail in textured regions
-            "texture_loss": has_edges * _soft(0.12 - m["texture"], 0.02) / 0.06,
-            # package photos read up to 0.055; R×1.3, B×0.7 in linear light moves it by 0.135
+            # photos keep 0.2..0.3 of their edges' fine detail in textured regions; counted
+            # in log units, as each step of smoothing removes a share of what is left
+            # (not read where impulse specks fill the blocks: they are specks, not texture)
+            "texture_loss": has_edges * (1 - ((m["impulse_noise"] - 0.005) / 0.01).clamp(0, 1))
+            * _soft(torch.log(0.2 / m["texture"].clamp_min(1e-4)), 0.25) / 0.5,
+            # beyond the band a scene's own tone spans; R×1.3, B×0.7 in linear light moves
+            # warmth by about 0.1. Zero inside the band, so that a cast that first cancels a
+            # scene's own tone (a cool cast on warm light) never reads as a repair
             # monochrome: toning is a choice; garish: whites lost to clipping, no evidence left
             "colour_cast": (1 - monochrome) * (1 - ((m["gamut_clipped"] - 0.05) / 0.2).clamp(0, 1))
-            * _soft(m["cast"] - 0.05, 0.01) / 0.05,
+            * CAST_CEILING * torch.tanh(_ramp(_cast_excess(m), 0.01) / 0.04 / CAST_CEILING),
             # beyond the chroma that comes with luma noise (sensor noise carries some)
             "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
@@ -722,11 +767,23 @@ class SignalCritic(Critic):
         return reports
 
 
+def _row_step(length: int) -> int:
+    """Every how many rows (or columns) the impulse search and the grid profiles read: 2
+    from 64 on, 1 below (too few otherwise)."""
+    return 2 if length >= 64 else 1
+
+
 def _pixel_size(m: dict[str, torch.Tensor]) -> torch.Tensor:
     """Side of the pixel blocks seen, px `[B]`: the grid period, weighted by how close
     the grid strength comes to that of perfect p×p pixelation (p); 0 without a grid."""
     period = m["grid_period"]
     return ((m["grid"] - 1.2) / (period - 1.2)).clamp(0, 1) * period
+
+
+def _codec_grid(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """1 where the grid found has a codec's block period (8 or 16 px), else 0 `[B]`."""
+    period = m["grid_period"]
+    return (((period - 8).abs() < 0.5) | ((period - 16).abs() < 0.5)).to(period.dtype)
 
 
 def _monochrome(m: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -735,8 +792,16 @@ def _monochrome(m: dict[str, torch.Tensor]) -> torch.Tensor:
     return ((0.015 - m["chroma_spread"]) / 0.01).clamp(0, 1)
 
 
+def _cast_excess(m: dict[str, torch.Tensor]) -> torch.Tensor:
+    """How far the cast estimate lies outside CAST_BAND `[B]` (log-chroma)."""
+    warm_band, tint_band = CAST_BAND
+    return torch.hypot(F.relu(m["cast_warmth"].abs() - warm_band), F.relu(m["cast_tint"].abs() - tint_band))
+
+
 def _cast_direction(warmth: float, tint: float) -> str:
-    if abs(warmth) >= abs(tint):
+    """The word for a cast: the axis on which it leaves CAST_BAND the furthest."""
+    warm_band, tint_band = CAST_BAND
+    if abs(warmth) - warm_band >= abs(tint) - tint_band:
         return "orange" if warmth > 0 else "blue"
     return "magenta" if tint > 0 else "green"
 
@@ -750,11 +815,13 @@ def _describe(defects: dict[str, float], attrs: dict[str, float], extra: dict[st
         "blur": "smeared by motion blur" if extra["edge_anisotropy"] > 1.6 else "blurry",
         "noise": "noisy in flat areas",
         "specks": "speckled with impulse noise",
-        "grid": "blocky from heavy compression" if round(extra["grid_period"]) in (8, 16) else "pixelated",
+        "grid": "blocky from heavy compression",
+        "pixelation": "pixelated",
         "banding": "posterised (visible banding)",
         "dark": "too dark (crushed shadows)",
         "bright": "overexposed (blown highlights)",
         "flat": "washed out (low contrast)",
+        "haze": "hazy (washed-out blacks)",
         "harsh": "harshly contrasty (clipped tones)",
         "dull": "dull in colour",
         "garish": "garishly oversaturated",

@@ -1,9 +1,12 @@
 """How the signal critic pools its impairments into one MOS, with parameters fitted offline.
 
-    D   = (Σ_k (w_k · d_k)^p)^(1/p)       d_k: impairment k in "clearly visible" units
+    D   = (Σ_k (w_k · d_k^γ_k)^p)^(1/p)   d_k: impairment k in "clearly visible" units
     MOS = 1 + 4 · exp(−D / s)
 
-The weights `w_k` (non-negative), the Minkowski exponent `p` and the scale `s` live in a
+The power `γ_k` (1 by default) bends each impairment's response: below 1 its first,
+faint stages count for more (a viewer notices a little texture loss sooner than the
+impairment's linear scale says), above 1 for less. The weights `w_k` (non-negative), the
+powers, the Minkowski exponent `p` and the scale `s` live in a
 small versioned file, `signal_pooling.json` beside this module, written by
 `scripts/fit_signal_pooling.py` (which records what it was fitted on, which photos were
 held out and the fit's figures). Impairments the file has no weight for (a measurement added
@@ -30,6 +33,7 @@ class SignalPooling:
     exponent: float
     scale: float
     unfitted_weight: float = 1.0
+    powers: dict[str, float] = field(default_factory=dict)
     fit: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -39,12 +43,16 @@ class SignalPooling:
         negative = {k: w for k, w in self.weights.items() if not w >= 0}
         if negative or not self.unfitted_weight >= 0:
             raise ValueError(f"pooling {self.version}: weights must be >= 0, got {negative or self.unfitted_weight}")
+        bad = {k: g for k, g in self.powers.items() if not g > 0}
+        if bad:
+            raise ValueError(f"pooling {self.version}: powers must be > 0, got {bad}")
 
     def pooled(self, impairments: dict[str, torch.Tensor]) -> torch.Tensor:
         """D `[B]` from impairments (name -> `[B]`, each >= 0)."""
         p = self.exponent
         total = sum(
-            (self.weights.get(name, self.unfitted_weight) * d.clamp_min(0)) ** p for name, d in impairments.items()
+            (self.weights.get(name, self.unfitted_weight) * d.clamp_min(0) ** self.powers.get(name, 1.0)) ** p
+            for name, d in impairments.items()
         )
         return total ** (1 / p)
 
@@ -54,13 +62,15 @@ class SignalPooling:
 
     def to_dict(self) -> dict:
         return {"version": self.version, "weights": dict(self.weights), "exponent": self.exponent,
-                "scale": self.scale, "unfitted_weight": self.unfitted_weight, "fit": self.fit}
+                "scale": self.scale, "unfitted_weight": self.unfitted_weight, "powers": dict(self.powers),
+                "fit": self.fit}
 
     @classmethod
     def from_dict(cls, data: dict) -> "SignalPooling":
         return cls(version=str(data["version"]), weights={k: float(v) for k, v in data["weights"].items()},
                    exponent=float(data["exponent"]), scale=float(data["scale"]),
-                   unfitted_weight=float(data.get("unfitted_weight", 1.0)), fit=dict(data.get("fit", {})))
+                   unfitted_weight=float(data.get("unfitted_weight", 1.0)),
+                   powers={k: float(v) for k, v in data.get("powers", {}).items()}, fit=dict(data.get("fit", {})))
 
 
 @functools.lru_cache(maxsize=4)
