@@ -92,10 +92,10 @@ WARM_NEUTRAL = 0.04
 # reads as a cast: the package photos' estimates lie within ±0.055 warmth (coffee's warm
 # light +0.046, the astronaut's cool whites −0.053) and ±0.045 tint.
 CAST_BAND = (0.06, 0.05)
-# The colour-cast impairment levels off towards this ("clearly visible" units; a 42% white-
-# balance error on the package photos reads 2-4): a scene missing a channel altogether (no
+# The colour-cast impairment levels off beyond this ("clearly visible" units; a 42% white-
+# balance error on the package photos reads 1.6-5): a scene missing a channel altogether (no
 # blue at all) reads log-chroma far out, but is not many times worse than a strong cast.
-CAST_CEILING = 6.0
+CAST_CEILING = 4.0
 CHROMA_SEGMENT = 32  # row segments, px, for the chroma noise estimate
 CPU_CHUNK_PIXELS = 1 << 20  # pixels measured together on the CPU (four 512² images)
 _EDGE_WIDTHS = torch.linspace(0.05, 12.0, 240)  # calibration grid, px (Gaussian sigma)
@@ -105,6 +105,11 @@ def _soft(x: torch.Tensor, knee: float) -> torch.Tensor:
     """A rounded ramp max(0, x) with a knee of width `knee`: impairments grow smoothly
     from nothing instead of jumping at a threshold."""
     return knee * F.softplus(x / knee)
+
+
+def _level_off(x: torch.Tensor, start: float) -> torch.Tensor:
+    """x up to `start`, then levelling off smoothly towards 2·start."""
+    return torch.where(x < start, x, start + start * torch.tanh((x - start) / start))
 
 
 def _ramp(x: torch.Tensor, knee: float) -> torch.Tensor:
@@ -727,7 +732,7 @@ class SignalCritic(Critic):
             # scene's own tone (a cool cast on warm light) never reads as a repair
             # monochrome: toning is a choice; garish: whites lost to clipping, no evidence left
             "colour_cast": (1 - monochrome) * (1 - ((m["gamut_clipped"] - 0.05) / 0.2).clamp(0, 1))
-            * CAST_CEILING * torch.tanh(_ramp(_cast_excess(m), 0.01) / 0.04 / CAST_CEILING),
+            * _level_off(_ramp(_cast_excess(m), 0.01) / 0.04, CAST_CEILING),
             # beyond the chroma that comes with luma noise (sensor noise carries some)
             "chroma_noise": _soft(m["chroma_noise"] - 0.5 * m["noise"] - 0.004, 0.002) / 0.02,
         }
