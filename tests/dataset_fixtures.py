@@ -34,3 +34,12 @@ def write_folder(folder: Path, count: int, subfolders: int = 2) -> Path:
     (folder / "broken.png").write_bytes(b"this is not a png")
     (folder / "truncated.png").write_bytes(png_bytes(picture(0))[:120])
     return folder
+
+
+def mos_quantiles(folder: Path, *quantiles: float) -> list[float]:
+    """MOS thresholds splitting the pictures of `write_folder`, from the signal critic
+    itself: filter tests then need no guess of where its pooling puts these pictures."""
+    from visualcritic_core import load_critic
+
+    mos = sorted(r.mos for r in load_critic("signal").score(sorted(map(str, folder.rglob("img*.png")))))
+    return [round(mos[int(q * (len(mos) - 1))], 3) for q in quantiles]

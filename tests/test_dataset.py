@@ -19,7 +19,7 @@ from visualcritic_core.dataset import (
 )
 from visualcritic_core.report import ATTRIBUTES, QualityReport
 
-from dataset_fixtures import picture, write_folder
+from dataset_fixtures import mos_quantiles, picture, write_folder
 
 
 def read_output(out: Path) -> pa.Table:
@@ -115,7 +115,8 @@ def test_columns_follow_the_report_fields():
 
 def test_local_engine_scores_reports_errors_filters_and_resumes(tmp_path, images):
     out = tmp_path / "out"
-    summary = score_dataset(images, out, shard_size=12, filter="min:mos=2.5")
+    low, high = mos_quantiles(images, 0.4, 0.7)
+    summary = score_dataset(images, out, shard_size=12, filter=f"min:mos={low}")
     assert (summary.shards_total, summary.shards_written, summary.images_scored, summary.errors) == (4, 4, 40, 2)
     table = read_output(out)
     critic = load_critic("signal")
@@ -128,23 +129,23 @@ def test_local_engine_scores_reports_errors_filters_and_resumes(tmp_path, images
     assert sorted(Path(p).name for p in errors) == ["broken.png", "truncated.png"]
     assert all(Path(p).name in message for p, message in errors.items())
     passing = (out / "passing.txt").read_text().split()
-    want = [p for p, m in zip(paths, table.column("mos").to_pylist()) if m >= 2.5]
+    want = [p for p, m in zip(paths, table.column("mos").to_pylist()) if m >= low]
     assert passing == want and 0 < len(passing) < 40
 
     stamps = {f.name: f.stat().st_mtime_ns for f in out.glob("shard-*.parquet")}
-    again = score_dataset(images, out, shard_size=12, filter="min:mos=2.5")
+    again = score_dataset(images, out, shard_size=12, filter=f"min:mos={low}")
     assert (again.shards_skipped, again.shards_written, again.images_scored) == (4, 0, 0)
     assert {f.name: f.stat().st_mtime_ns for f in out.glob("shard-*.parquet")} == stamps
     lost = sorted(out.glob("shard-*.parquet"))[2]
     lost.unlink()
-    partial = score_dataset(images, out, shard_size=12, filter="min:mos=3")  # a new filter needs no rescoring
+    partial = score_dataset(images, out, shard_size=12, filter=f"min:mos={high}")  # a new filter needs no rescoring
     assert (partial.shards_written, partial.shards_skipped) == (1, 3)
     assert {f.name: f.stat().st_mtime_ns for f in out.glob("shard-*.parquet") if f != lost} == \
         {k: v for k, v in stamps.items() if k != lost.name}
     assert read_output(out).equals(table)
     assert read_errors(out) == errors
     assert (out / "passing.txt").read_text().split() == [p for p, m in zip(paths, table.column("mos").to_pylist())
-                                                          if m >= 3]
+                                                          if m >= high]
     with pytest.raises(OutputFolderError, match="critic"):
         score_dataset(images, out, shard_size=12, critic="signal", critic_options={"max_side": 32})
 
@@ -188,7 +189,7 @@ def test_interrupt_leaves_finished_shards_valid_and_a_rerun_finishes(tmp_path, i
 
 def test_cli_score_dataset(tmp_path, images, capsys):
     assert main(["score-dataset", str(images), "--out", str(tmp_path / "o"), "--shard-size", "25",
-                 "--filter", "min:mos=2.5", "--no-progress"]) == 0
+                 "--filter", "min:mos=1.5", "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["images_scored"] == 40 and summary["errors_total"] == 2 and summary["shards_written"] == 2
     assert main(["score-dataset", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 2

@@ -16,7 +16,7 @@ from visualcritic_core.dataset import score_dataset
 from visualcritic_core.dataset.pairs import PairSettings, generate_pairs
 from visualcritic_core.tiny_models import build_tiny_checkpoint
 
-from dataset_fixtures import write_folder
+from dataset_fixtures import mos_quantiles, write_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,15 +156,16 @@ def test_cli_joins_a_running_cluster_by_address(ray_cluster, tmp_path, images):
     """`--address` joins an existing cluster (here the module's, from a second process whose
     workers get the package through runtime_env py_modules) and leaves it running."""
     address = ray_cluster.get_runtime_context().gcs_address
+    (threshold,) = mos_quantiles(images, 0.5)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     run = subprocess.run([sys.executable, "-m", "visualcritic_core", "score-dataset", str(images), "--out",
                           str(tmp_path / "cli"), "--engine", "ray", "--address", address, "--workers", "1",
-                          "--shard-size", "120", "--filter", "min:mos=2.5", "--no-progress"],
+                          "--shard-size", "120", "--filter", f"min:mos={threshold}", "--no-progress"],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert (summary["images_scored"], summary["errors"], summary["shards_written"]) == (240, 2, 3)
-    local = score_dataset(images, tmp_path / "local", shard_size=120, filter="min:mos=2.5")
+    local = score_dataset(images, tmp_path / "local", shard_size=120, filter=f"min:mos={threshold}")
     assert read_output(tmp_path / "cli").equals(read_output(tmp_path / "local"))
     assert (tmp_path / "cli" / "passing.txt").read_text() == (tmp_path / "local" / "passing.txt").read_text()
     assert local.passing == summary["passing"] and 0 < local.passing < 240
