@@ -133,6 +133,7 @@ def main() -> None:
                                             shard_size=args.shard_size, batch_size=args.batch_size, progress=False)
                 peaks = sorted(p for pid, p in memory.peaks.items() if pid not in seen)
                 seen |= set(memory.peaks)
+                # every actor process of this run: one per worker, more when Ray replaced an actor
                 peak_text = ", ".join(f"{p:.0f}" for p in peaks) if peaks else "n/a"
                 rows.append(("ray", str(workers), summary.seconds, summary.images_per_second, peak_text))
         finally:

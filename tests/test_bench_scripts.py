@@ -48,7 +48,8 @@ def test_scale_prints_local_and_ray_rows_with_worker_memory():
     rows = {line.split()[0] + line.split()[1]: line for line in out.splitlines() if line.startswith(("local", "ray"))}
     assert set(rows) == {"local(baseline)", "ray1", "ray2"}, out
     assert "peak RSS per worker" in out and "vs local" in out
-    assert len(rows["ray2"].split("x  ")[1].split(",")) == 2, out  # one peak per worker
+    # one peak per actor process: at least one per worker (Ray may replace an actor mid-run)
+    assert len(rows["ray2"].split("x  ")[1].split(",")) >= 2, out
 
 
 def test_map_speed_prints_map_and_one_by_one_baseline():
