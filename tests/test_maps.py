@@ -90,6 +90,19 @@ def test_a_clean_photo_is_hardly_flagged(signal, photos, name):
     assert flagged < 0.02, f"{name}: {100 * flagged:.1f}% flagged"
 
 
+def test_a_jpeg_photo_at_its_own_size_is_not_blocky_but_a_blocked_region_is():
+    """skimage's rocket is a 640-px JPEG: mapped at its own size (a critic working at up to
+    1024 px), its faint 8-px grid in the smooth sky (steps below one code value) is no
+    defect, while a strongly compressed region still is."""
+    native = load_critic("signal", max_side=1024)
+    photo = sample_photos(640)["rocket"]
+    assert max(photo.shape[-2:]) == 640
+    assert quality_map(native, [photo])[0].defect_mask(impairment="blocking").float().mean() < 0.02
+    image, truth = damage_region(photo, "jpeg")
+    mask = quality_map(native, [image])[0].defect_mask()
+    assert (mask & truth).sum() / (mask | truth).sum() >= 0.5 and (mask & ~truth).sum() <= 0.05 * (~truth).sum()
+
+
 def test_a_large_noisy_area_does_not_make_the_rest_look_smoothed(signal):
     """Grain loss is read against the image's typical floor: with 40% of the photo noisy,
     that floor comes from the clean part, not from the noise; and the noisy area's long

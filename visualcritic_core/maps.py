@@ -114,8 +114,11 @@ BLOCK_PERIOD = 8
 """Codec block size looked for, px of the working image (JPEG's DCT blocks, the 8x
 latent grid of most image VAEs). A file scaled to the working size moves its grid off
 whole pixels, and its blocking is then not mapped."""
-BLOCK_EPS = 0.1 / 255
-"""Luma step added to both sides of the block-grid ratio: flat clean cells read ~1."""
+BLOCK_EPS = 1.0 / 255
+"""Luma step added to both sides of the block-grid ratio: one 8-bit code value, so flat
+cells read ~1 and a grid of steps below a code value (a decent JPEG's faint grid in a
+smooth sky, aligned when a file is mapped at its own size: rocket.jpg at 640 px flagged
+24% with 0.1/255) is no defect; a strongly compressed region's steps are several values."""
 BLOCK_CHANCE, BLOCK_SPAN = 1.15, 0.25
 """Block-grid ratio clean cells stay below (98% of them, in the package photos), and the
 further rise that makes blocking "clearly visible" (1): JPEG quality 11 reads 1.5-2.1."""
