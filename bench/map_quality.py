@@ -15,41 +15,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 from visualcritic_core.critics.signal import SignalCritic
-from visualcritic_core.damage import PHOTO_NAMES, apply_damage, sample_photos
+from visualcritic_core.damage import PHOTO_NAMES, REGION_KINDS, damage_region, sample_photos
 from visualcritic_core.maps import DEFAULT_THRESHOLD, LOCAL_IMPAIRMENTS, quality_map
-
-KINDS = ("gaussian_blur", "gaussian_noise", "posterize", "jpeg", "smoothing", "texture_smooth")
-FACE_SIZED = ("smoothing", "texture_smooth")
-
-
-def beauty_filter(photo: torch.Tensor) -> torch.Tensor:
-    """Edge-preserving smoothing as a beauty filter does it: two bilateral passes."""
-    import cv2
-
-    array = photo.permute(1, 2, 0).numpy().astype(np.float32)
-    for _ in range(2):
-        array = cv2.bilateralFilter(array, 9, 0.15, 3)
-    return torch.from_numpy(array).permute(2, 0, 1)
-
-
-def damage_region(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`photo` damaged inside one rectangle; the rectangle as a bool mask."""
-    h, w = photo.shape[-2:]
-    if kind in FACE_SIZED:
-        box = (h // 3, h // 3 + h // 4, w // 2, w // 2 + w // 4)
-        damaged = beauty_filter(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=1)
-    else:
-        box = (h // 4, h // 4 + h // 3, w // 3, w // 3 + w // 3)
-        damaged = apply_damage(photo, kind, severity, seed=1)
-    truth = torch.zeros(h, w, dtype=torch.bool)
-    truth[box[0]:box[1], box[2]:box[3]] = True
-    out = photo.clone()
-    out[:, truth] = damaged[:, truth]
-    return out, truth
 
 
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
@@ -62,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512, help="photo's longer side, px")
     parser.add_argument("--photos", nargs="+", default=list(PHOTO_NAMES), choices=PHOTO_NAMES)
-    parser.add_argument("--kinds", nargs="+", default=list(KINDS))
+    parser.add_argument("--kinds", nargs="+", default=list(REGION_KINDS))
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     args = parser.parse_args()

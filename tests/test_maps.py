@@ -13,7 +13,7 @@ import torch
 from visualcritic_core import load_critic
 from visualcritic_core.cli import main
 from visualcritic_core.critics.base import Critic
-from visualcritic_core.damage import PHOTO_NAMES, apply_damage, sample_photos
+from visualcritic_core.damage import PHOTO_NAMES, REGION_KINDS, apply_damage, damage_region, sample_photos
 from visualcritic_core.images import ImageInputError
 from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, quality_map, render_heatmap
 from visualcritic_core.report import QualityReport
@@ -29,36 +29,6 @@ def photos():
     return sample_photos(512)
 
 
-def edge_preserving_smoothing(image: torch.Tensor) -> torch.Tensor:
-    """A beauty filter: two bilateral passes (edges stay, grain and fine texture go)."""
-    import cv2
-
-    array = image.permute(1, 2, 0).numpy().astype(np.float32)
-    for _ in range(2):
-        array = cv2.bilateralFilter(array, 9, 0.15, 3)
-    return torch.from_numpy(array).permute(2, 0, 1)
-
-
-def damage_region(photo: torch.Tensor, kind: str, severity: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """`photo` damaged inside one rectangle only; the rectangle as a bool mask. The
-    smoothed areas are face-sized (a quarter of each side), the others a third."""
-    h, w = photo.shape[-2:]
-    if kind in ("smoothing", "texture_smooth"):
-        box = (h // 3, h // 3 + h // 4, w // 2, w // 2 + w // 4)
-        damaged = edge_preserving_smoothing(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=1)
-    else:
-        box = (h // 4, h // 4 + h // 3, w // 3, w // 3 + w // 3)
-        damaged = apply_damage(photo, kind, severity, seed=1)
-    truth = torch.zeros(h, w, dtype=torch.bool)
-    truth[box[0]:box[1], box[2]:box[3]] = True
-    out = photo.clone()
-    out[:, truth] = damaged[:, truth]
-    return out, truth
-
-
-# blurred rectangle, noisy patch, banded patch, JPEG-blocked patch (the map claims blocking),
-# and two smoothed face-sized areas: a beauty filter and the damage module's texture smoothing
-REGION_KINDS = ("gaussian_blur", "gaussian_noise", "posterize", "jpeg", "smoothing", "texture_smooth")
 SMOOTHING_MISSES = {"rocket", "motorcycle_left", "motorcycle_right"}
 """Photos where a smoothed face-sized area is not yet found (IoU < 0.5; README "Quality maps
 and local repair"): the stereo motorcycles have almost no grain to lose, and 40% of

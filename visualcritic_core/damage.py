@@ -7,6 +7,7 @@ the waxy texture loss of strong denoising), at five severities (1 = visible but 
 5 = worst; each step strictly worse); `apply_damage_chain` applies several at once.
 `DAMAGE_EFFECTS` says which scores each kind should move and which way, and
 `sample_photos()` supplies scikit-image's bundled colour photographs to damage.
+`damage_region` damages one rectangle of a photo only (what quality maps must find).
 
 Everything is pure torch and batched except `jpeg`, which runs the real Pillow encoder
 image by image (real blocking and ringing, not an imitation). Random kinds draw from one
@@ -150,6 +151,45 @@ def apply_damage_chain(
     for k, (kind, severity) in enumerate(steps):
         out = apply_damage(out, kind, severity, seed=seed + 1000 * k)
     return out
+
+
+REGION_KINDS: tuple[str, ...] = ("gaussian_blur", "gaussian_noise", "posterize", "jpeg", "smoothing", "texture_smooth")
+"""The one-region damages quality maps are checked on: a blurred rectangle, a noisy patch, a
+banded patch, a JPEG-blocked patch, and two smoothed face-sized areas ("smoothing": a beauty
+filter; "texture_smooth": the damage kind)."""
+FACE_SIZED: tuple[str, ...] = ("smoothing", "texture_smooth")
+
+
+def beauty_filter(photo: torch.Tensor) -> torch.Tensor:
+    """Edge-preserving smoothing as a beauty filter does it: two OpenCV bilateral passes
+    on a `[3,H,W]` image (edges stay, grain and fine texture go)."""
+    try:
+        import cv2
+    except ImportError as err:
+        raise ImportError(f'the beauty filter needs OpenCV: pip install -e ".[bench]" ({err})') from None
+
+    array = photo.permute(1, 2, 0).numpy().astype(np.float32)
+    for _ in range(2):
+        array = cv2.bilateralFilter(array, 9, 0.15, 3)
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def damage_region(photo: torch.Tensor, kind: str, severity: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """`photo` (`[3,H,W]`) damaged inside one rectangle only, and the rectangle as a bool
+    `[H,W]` mask. The smoothed areas (FACE_SIZED) are face-sized, a quarter of each side;
+    the others a third. `kind`: one of REGION_KINDS (any damage kind works)."""
+    h, w = photo.shape[-2:]
+    if kind in FACE_SIZED:
+        box = (h // 3, h // 3 + h // 4, w // 2, w // 2 + w // 4)
+        damaged = beauty_filter(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=1)
+    else:
+        box = (h // 4, h // 4 + h // 3, w // 3, w // 3 + w // 3)
+        damaged = apply_damage(photo, kind, severity, seed=1)
+    truth = torch.zeros(h, w, dtype=torch.bool)
+    truth[box[0]:box[1], box[2]:box[3]] = True
+    out = photo.clone()
+    out[:, truth] = damaged[:, truth]
+    return out, truth
 
 
 # -- helpers ----------------------------------------------------------------------------
