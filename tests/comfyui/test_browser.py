@@ -112,6 +112,18 @@ def _overlapping_nodes(driver) -> list:
             for b in boxes[i + 1:] if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
 
 
+def _wait_for_previews(driver, node_id: int, filenames: list[str], what: str) -> None:
+    """Wait until every output file is a loaded image on the node (classic canvas: node.imgs)
+    or in the page (Nodes 2.0 draws previews as <img> elements)."""
+    _wait(driver, """
+        const node = window.app.graph.getNodeById(arguments[0]);
+        const loaded = i => i && i.complete && i.naturalWidth > 0;
+        const srcs = (node.imgs || []).filter(loaded).map(i => i.src)
+            .concat([...document.images].filter(loaded).map(i => i.src));
+        return arguments[1].every(f => srcs.some(s => s.includes(f)));
+    """, node_id, filenames, what=what)
+
+
 def _wait_for_texts(driver, wanted: dict, what: str) -> dict:
     """Wait until node id -> (starts with, contains) holds for the text shown on each node."""
     def ready():
@@ -279,13 +291,7 @@ def test_score_and_sort_runs_from_the_page_and_shows_previews_and_text(page, com
     score, rerank = ids["VisualCriticScore"], ids["VisualCriticRerank"]
     for node_id in (score, rerank):
         wanted = {p["filename"] for p in entry["outputs"][str(node_id)]["images"]}
-        _wait(page, """
-            const node = window.app.graph.getNodeById(arguments[0]);
-            const loaded = i => i && i.complete && i.naturalWidth > 0;
-            const srcs = (node.imgs || []).filter(loaded).map(i => i.src)
-                .concat([...document.images].filter(loaded).map(i => i.src));
-            return arguments[1].every(f => srcs.some(s => s.includes(f)));
-        """, node_id, sorted(wanted), what=f"node {node_id}'s previews on the page")
+        _wait_for_previews(page, node_id, sorted(wanted), what=f"node {node_id}'s previews on the page")
     _wait_for_texts(page, {
         ids["VisualCriticSampleImages"]: ("scikit-image photo 'astronaut'", ""),
         score: ("#0: MOS", "#5: MOS"),  # every image of the batch
@@ -348,13 +354,7 @@ def test_rerank_previews_come_back_after_reload_and_a_cached_rerun(page, comfy):
     again = _queue_and_wait(page, comfy)
     assert any(kind == "execution_cached" and str(rerank) in data["nodes"] for kind, data in again["status"]["messages"])
     wanted = [p["filename"] for p in first["outputs"][str(rerank)]["images"]]
-    _wait(page, """
-        const node = window.app.graph.getNodeById(arguments[0]);
-        const loaded = i => i && i.complete && i.naturalWidth > 0;
-        const srcs = (node.imgs || []).filter(loaded).map(i => i.src)
-            .concat([...document.images].filter(loaded).map(i => i.src));
-        return arguments[1].every(f => srcs.some(s => s.includes(f)));
-    """, rerank, wanted, what="Rerank's previews after the cached re-run")
+    _wait_for_previews(page, rerank, wanted, what="Rerank's previews after the cached re-run")
     report = next(n["id"] for n in workflow["nodes"] if n["type"] == "VisualCriticReport")
     _wait_for_texts(page, {rerank: ("objective: mos=1\n#", " | score "), report: ("objective: mos=1\n#0: MOS", "#5: MOS")},
                     what="Rerank's and Report's text after the cached re-run")
