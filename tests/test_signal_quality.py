@@ -19,9 +19,10 @@ from visualcritic_core.signal_calibration import (
 SIZE = 256
 FR_PHOTOS = 2
 # The bar within kinds (mean >= 0.9, no kind below 0.7) is met and asserted. Across
-# kinds the bar is 0.85 and NOT met: the shipped fit reaches 0.81-0.84 per photo on the
-# held-out photos (bench/signal_quality.py; README "Limits"), so this asserts a little below
-# what it reaches, to catch a regression.
+# kinds the bar is 0.85 and NOT quite met on single kinds: the shipped fit reaches 0.845 on the
+# three held-out photos (0.832-0.854 per photo; 0.855 with the mixed pairs; bench/signal_quality.py,
+# README "Limits"), 0.84 on the two labelled here, so this asserts a little below what it
+# reaches, to catch a regression.
 WEAKEST_KIND = 0.7
 REACHED_ACROSS_KINDS = 0.82
 NEW_KINDS = ("texture_smooth", "warm_cast", "cool_cast", "chroma_noise", "haze", "overprocess")
