@@ -728,9 +728,7 @@ class SignalCritic(Critic):
             # of the block size (each halves the resolution left), from 2 px on
             "grid": codec_grid * _soft(m["grid"] - 1.3, 0.1) / 0.7,
             "pixelation": (1 - codec_grid) * _soft(torch.log2(m["grid"].clamp_min(1)) - 1.0, 0.1) / 0.6,
-            # from 3.5 bits lost on: 16 levels a channel (4 bits) is a mild flaw, 3 (6.4) ruins
-            # the picture; milder losses (32+ levels) barely show on photos
-            "banding": _soft(m["banding"] - 3.5, 0.3) / 1.5,
+            "banding": _soft(m["banding"] - 1.5, 0.3) / 2.5,
             "dark": _soft(0.3 - m["brightness"], 0.03) / 0.12 + _soft(m["crushed"] - 0.25, 0.03) / 0.2,
             "bright": _soft(m["brightness"] - 0.62, 0.03) / 0.12 + _soft(m["blown"] - 0.02, 0.01) / 0.08,
             "flat": _soft(0.15 - m["contrast"], 0.02) / 0.07,
