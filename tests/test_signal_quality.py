@@ -19,9 +19,9 @@ from visualcritic_core.signal_calibration import (
 SIZE = 256
 FR_PHOTOS = 2
 # The bar within kinds (mean >= 0.9, no kind below 0.7) is met and asserted. Across
-# kinds the bar is 0.85 and NOT quite met on single kinds: the shipped fit reaches 0.845 on the
-# three held-out photos (0.832-0.854 per photo; 0.855 with the mixed pairs; bench/signal_quality.py,
-# README "Limits"), 0.84 on the two labelled here, so this asserts a little below what it
+# kinds the bar is 0.85 and NOT quite met on single kinds: the shipped fit reaches 0.840 on the
+# three held-out photos (0.827-0.850 per photo; 0.852 with the mixed pairs; bench/signal_quality.py,
+# README "Limits"), 0.835 on the two labelled here, so this asserts a little below what it
 # reaches, to catch a regression.
 WEAKEST_KIND = 0.7
 REACHED_ACROSS_KINDS = 0.82
