@@ -1,7 +1,7 @@
 """Where quality fails: a grid of local scores per image, and a defect mask to inpaint.
 
-`quality_map(critic, images)` cuts each image (at the critic's working size) into
-overlapping square cells and judges all cells of an image as ONE batch: the signal
+`quality_map(critic, images)` cuts each image (at its own resolution, up to
+`MAP_MAX_SIDE`) into overlapping square cells and judges all cells of an image as ONE batch: the signal
 critic natively (its measurements and impairments per cell), any other critic by
 scoring the cells through `critic.score`. The result is one `QualityMap` per image: a
 grid of local MOS and of every impairment that is local by nature (blur, noise,
@@ -32,7 +32,9 @@ Design choices:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -45,13 +47,24 @@ if TYPE_CHECKING:
     from PIL import Image
 
 DEFAULT_CELL = 64
-"""Cell side in pixels of the critic's working image (512 px for the signal critic):
-large enough for the signal critic's block statistics (8-px blocks, grids up to 16 px)."""
+"""Cell side in pixels of the map's working image (the image's own pixels up to
+`MAP_MAX_SIDE`): large enough for the signal critic's block statistics (8-px blocks,
+grids up to 16 px)."""
 DEFAULT_THRESHOLD = 1.0
 """Defect strength, in the signal critic's "clearly visible" units (1 = a moderate,
 obvious defect), from which a region is flagged."""
-MAP_MAX_SIDE = 512
-"""Working size for critics that name none."""
+SCORING_SIDE = 512
+"""The scoring size assumed for critics that name none (grain is read there when the map's
+working image has none to measure)."""
+MAP_MAX_SIDE = 1024
+"""Longer side (px) up to which an image is mapped at its own resolution; larger images
+are scaled down to it. The map's own, not the critic's scoring size: the whole-image MOS
+is judged as a viewer sees the picture at screen size, but the map is a local detector,
+and defects must be looked for at the pixels they were made at (a downscale averages
+noise away, blends posterized levels and moves a codec's 8-px grid off whole pixels).
+Cells keep their side in these pixels, so a 1024² image has four times the cells of a
+512² one, each covering the same number of the image's own pixels; 1024 keeps a 1024²
+map well under a second on one CPU thread."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +89,8 @@ class LocalRule:
 
 LOCAL_IMPAIRMENTS: dict[str, LocalRule] = {
     "blur": LocalRule(needs_detail=True),
-    "smoothing": LocalRule(needs_detail=True),
+    # flat cells are judged against the image's other flat cells (`_signal_cells`)
+    "smoothing": LocalRule(needs_detail=False),
     # the flattest blocks of dense texture (fur, foliage) read as noise up to ~0.5-1
     "noise": LocalRule(needs_detail=False, chance=0.5, spread="max"),
     "chroma_noise": LocalRule(needs_detail=False),
@@ -107,9 +121,12 @@ detail in."""
 SHARP_AS = 0.5
 """Edge width (px, Gaussian sigma) by which a cell may be blurrier than another and still
 count as equally sharp when their grain is compared."""
-MIN_GRAIN = 0.0005
-"""Typical noise floor (std, 0..1 units) an image needs for grain loss to be judged;
-below it (clean renders, heavily denoised files) there is no grain to lose."""
+MIN_GRAIN = 0.0001
+"""Typical noise floor (std, 0..1 units, a fortieth of an 8-bit code value) an image needs
+for grain loss to be judged; below it (clean float renders, heavily denoised files) there
+is no grain to lose. Low, as grain is read at the image's own pixels: a photo enlarged 2x
+keeps its grain at a fifth to a tenth of a code value (0.0003-0.0006 at the upper quartile
+of the package photos at 1024 px)."""
 BLOCK_PERIOD = 8
 """Codec block size looked for, px of the working image (JPEG's DCT blocks, the 8x
 latent grid of most image VAEs). A file scaled to the working size moves its grid off
@@ -124,6 +141,9 @@ BLOCK_CHANCE, BLOCK_SPAN = 1.15, 0.25
 further rise that makes blocking "clearly visible" (1): JPEG quality 11 reads 1.5-2.1."""
 WHITE_NOISE_SPAN = 2.0
 """How far (x) a cell's full-resolution noise reading may exceed its half-resolution one."""
+FLAT_PEERS = 16
+"""Flat cells an image needs (with grain, not clipped, not noisy) for its flat cells to be
+judged for smoothing against each other; with fewer, flat cells are unknown for it."""
 SMOOTHING_STOPS = 1.8
 """Grain loss, in stops below the image's typical floor, from which "smoothing" rises: it
 is "clearly visible" (1) about 0.9 stops further, at 2.7. Textured cells of clean photos
@@ -136,8 +156,9 @@ class QualityMap:
     """Local quality of one image: grids `[rows, cols]` over overlapping cells.
 
     Cell (i, j) covers working-image pixels `row_starts[i] : row_starts[i] + cell` by
-    `col_starts[j] : col_starts[j] + cell`; the working image is the image scaled to
-    `work_size` (the critic's working size); masks come back at `image_size`.
+    `col_starts[j] : col_starts[j] + cell`; the working image is the image at its own
+    size, or scaled down to `work_size` when larger than the map's `max_side`; masks come
+    back at `image_size`.
     """
 
     image_size: tuple[int, int]
@@ -341,13 +362,16 @@ def quality_map(
     *,
     cell: int = DEFAULT_CELL,
     stride: int | None = None,
+    max_side: int = MAP_MAX_SIDE,
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> list[QualityMap]:
     """One `QualityMap` per image (anything `visualcritic_core.images` accepts).
 
     cell: cell side in pixels of the working image; stride: step between cells
-    (default cell/4, so each pixel is judged by up to 16 cells). The signal critic is
+    (default cell/4, so each pixel is judged by up to 16 cells); max_side: the working
+    image's longer side at most (the image's own resolution below it, whatever size the
+    critic scores whole images at). The signal critic is
     used natively (all cells of an image in one batch of measurements); other critics
     score the cells as a batch of images (`batch_size` cells at a time). `progress` is
     called with the number of images done; raising from it cancels (as in `Critic.score`).
@@ -355,7 +379,8 @@ def quality_map(
     if not callable(getattr(critic, "score", None)):
         raise TypeError(f"critic must be a Critic (see load_critic), got {type(critic).__name__}")
     cell, stride = _check_cell(cell, stride)
-    max_side = getattr(critic, "max_side", None) or MAP_MAX_SIDE
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < cell:
+        raise ValueError(f"max_side must be an integer of at least the cell side ({cell}), got {max_side!r}")
     native = all(callable(getattr(critic, name, None)) for name in ("measure", "impairments", "attributes"))
     maps = []
     with torch.inference_mode():
@@ -364,17 +389,17 @@ def quality_map(
             if image.shape[-1] * image.shape[-2] == 0:
                 raise ImageInputError(f"image {index} is empty ({tuple(image.shape[-2:])})")
             work = resize_to_fit(image[None], max_side, 32)[0].clamp(0, 1)
-            h, w = work.shape[-2:]
-            size = (min(cell, h), min(cell, w))
-            rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
-            cells = _cut_cells(work, rows, cols, size)
-            luma_cells = _cut_cells(_luma(work), rows, cols, size)
-            shape = (len(rows), len(cols))
-            flat = (_detail(luma_cells) < FLAT_DETAIL).view(shape)
+            grid = _cut(work, cell, stride)
             if native:
-                mos, impairments, attributes = _signal_cells(critic, cells, luma_cells, rows, cols, flat)
+                scoring_side = getattr(critic, "max_side", None) or SCORING_SIDE
+                coarse = None
+                if max(work.shape[-2:]) > scoring_side:  # cut only if needed
+                    coarse = partial(_cut, resize_to_fit(work[None], scoring_side, 32)[0].clamp(0, 1), cell, stride)
+                mos, impairments, attributes = _signal_cells(critic, grid, coarse)
             else:
-                mos, impairments, attributes = _scored_cells(critic, cells, shape, flat, batch_size)
+                mos, impairments, attributes = _scored_cells(critic, grid.cells, grid.shape, grid.flat, batch_size)
+            h, w = work.shape[-2:]
+            rows, cols, size, flat = grid.rows, grid.cols, grid.size, grid.flat
             maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
                                    row_starts=rows, col_starts=cols, mos=mos, impairments=impairments,
                                    attributes=attributes, flat=flat, critic=getattr(critic, "spec", "")))
@@ -383,44 +408,125 @@ def quality_map(
     return maps
 
 
-def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                  flat: torch.Tensor):
+@dataclass
+class _Cells:
+    """A working image cut into cells: where they start, the cells and their luma as
+    batches, and which are too flat to judge detail in."""
+
+    work: tuple[int, int]
+    rows: torch.Tensor
+    cols: torch.Tensor
+    size: tuple[int, int]
+    cells: torch.Tensor
+    luma: torch.Tensor
+    flat: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.cols)
+
+
+def _cut(work: torch.Tensor, cell: int, stride: int) -> _Cells:
+    h, w = work.shape[-2:]
+    size = (min(cell, h), min(cell, w))
+    rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
+    luma = _cut_cells(_luma(work), rows, cols, size)
+    flat = (_detail(luma) < FLAT_DETAIL).view(len(rows), len(cols))
+    return _Cells((h, w), rows, cols, size, _cut_cells(work, rows, cols, size), luma, flat)
+
+
+def _local_noise(critic: Any, m: dict[str, torch.Tensor], shape: tuple[int, int]) -> torch.Tensor | None:
+    """The cells' noise impairment above its chance level, as far as the half-resolution
+    reading backs it (`_white_noise`); None if the critic has no noise."""
+    if "noise" not in m:
+        return None
+    judged = critic.impairments({**m, "noise": _white_noise(m)} if "coarse_noise" in m else m)
+    if "noise" not in judged:
+        return None
+    return (judged["noise"].float().cpu().view(shape) - LOCAL_IMPAIRMENTS["noise"].chance).clamp_min(0)
+
+
+def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells):
+    """Grain loss per cell: (stops lost against the image's typical floor, or None
+    without grain to lose; "smoothing" before its softplus, NaN where unknown)."""
+    shape = grid.shape
+    # the typical floor is read where there is detail and no noise beyond chance: a
+    # noisy third of the image must not make the clean rest look smoothed
+    noisy = noise > 0 if noise is not None else torch.zeros_like(grid.flat)
+    floors = m["noise"].float().cpu().view(shape)
+    lost = _grain_lost(floors, grid.flat | noisy)
+    smoothed = torch.full_like(floors, math.nan)
+    if lost is not None:
+        textured = lost
+        if "edge_width" in m:
+            textured = torch.maximum(lost, _grain_lost_among_as_sharp(
+                floors, m["edge_width"].float().cpu().view(shape), grid.flat | noisy))
+        smoothed = torch.where(grid.flat, smoothed, textured - SMOOTHING_STOPS)
+    # flat cells against the flat cells' own floor: there the floor IS the grain (no
+    # texture leaks into it), so a smoothed patch of sky stands out; clipped cells
+    # (blown highlights, crushed shadows) have none to lose
+    unfit = ~grid.flat | noisy | _clipped(grid.luma).view(shape)
+    flat_lost = _grain_lost(floors, unfit, min_cells=FLAT_PEERS)
+    if flat_lost is not None:
+        smoothed = torch.where(grid.flat & ~unfit, flat_lost - _flat_start(floors, unfit), smoothed)
+    return lost, smoothed
+
+
+def _resampled(values: torch.Tensor, source: _Cells, target: _Cells) -> torch.Tensor:
+    """A `source` cell grid read at `target`'s cells: per target cell, the source cell
+    whose centre lies nearest its centre (both grids cut from one image at two sizes)."""
+    index = []
+    for s_starts, t_starts, s_cell, t_cell, scale in (
+            (source.rows, target.rows, source.size[0], target.size[0], source.work[0] / target.work[0]),
+            (source.cols, target.cols, source.size[1], target.size[1], source.work[1] / target.work[1])):
+        centres = (t_starts + t_cell / 2) * scale
+        index.append((centres[:, None] - (s_starts + s_cell / 2)[None]).abs().argmin(1))
+    return values[index[0][:, None], index[1][None]]
+
+
+def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None = None):
     """The signal critic's own measurements on every cell at once, and the map's own
-    (smoothing, blocking)."""
-    shape = (len(rows), len(cols))
-    m = critic.measure(cells)
+    (smoothing, blocking). Grain is read at the map's working size; where it has none to
+    measure there (an upscaled image spreads its grain over several pixels) but `coarse`
+    gives the image at the critic's scoring size, it is read there instead."""
+    shape = grid.shape
+    m = critic.measure(grid.cells)
     judged = critic.impairments(m)
-    if "noise" in judged and "coarse_noise" in m:
-        judged["noise"] = critic.impairments({**m, "noise": _white_noise(m)})["noise"]
     local = {}
     for name, value in judged.items():
         if name in LOCAL_IMPAIRMENTS:
             local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
-    local["blocking"] = ((_blocking(luma_cells, rows, cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
+    noise = _local_noise(critic, m, shape)
+    if noise is not None and "noise" in local:
+        local["noise"] = noise
+    local["blocking"] = ((_blocking(grid.luma, grid.rows, grid.cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
-        # the typical floor is read where there is detail and no noise beyond chance: a
-        # noisy third of the image must not make the clean rest look smoothed
-        noisy = local["noise"] > 0 if "noise" in local else torch.zeros_like(flat)
-        floors = m["noise"].float().cpu().view(shape)
-        lost = _grain_lost(floors, flat | noisy)
-        if lost is not None:
-            smoothed = lost
-            if "edge_width" in m:
-                smoothed = torch.maximum(lost, _grain_lost_among_as_sharp(
-                    floors, m["edge_width"].float().cpu().view(shape), flat | noisy))
-            local["smoothing"] = 0.5 * F.softplus((smoothed - SMOOTHING_STOPS) / 0.5)
-            if "blur" in local:
-                # blur that kept the grain is optical (depth of field), not damage: it counts
-                # from 2 stops of grain lost, fully from 4 (the lens and then JPEG take 1-3 off
-                # defocused areas, digital blur 4-8)
-                local["blur"] = local["blur"] * ((lost - 2) / 2).clamp(0, 1)
+        lost, smoothed = _grain(m, noise, grid)
+        if lost is None and coarse is not None:
+            small = coarse()
+            m_small = critic.measure(small.cells)
+            lost_small, smoothed_small = _grain(m_small, _local_noise(critic, m_small, small.shape), small)
+            if lost_small is not None:
+                lost = _resampled(lost_small, small, grid)
+                smoothed = _resampled(smoothed_small, small, grid)
+        if not smoothed.isnan().all():
+            smoothing = 0.5 * F.softplus(smoothed / 0.5)
+            # flat cells read alike (grain is grain), so among them one disagreeing
+            # neighbour shows where the smoothed area ends; textured cells vary too much
+            local["smoothing"] = torch.where(grid.flat, _eroded(smoothing.masked_fill(~grid.flat, math.nan)),
+                                             smoothing)
+        if lost is not None and "blur" in local:
+            # blur that kept the grain is optical (depth of field), not damage: it counts
+            # from 2 stops of grain lost, fully from 4 (the lens and then JPEG take 1-3 off
+            # defocused areas, digital blur 4-8)
+            local["blur"] = local["blur"] * ((lost - 2) / 2).clamp(0, 1)
     if "banding" in local:
         # read from the histogram of a few rows of the cell: a lone cell of crushed shadow
         # can miss levels by chance, a banded area shows in overlapping cells
         local["banding"] = _opened(local["banding"])
     for name, rule in LOCAL_IMPAIRMENTS.items():
         if rule.needs_detail and name in local:
-            local[name] = local[name].masked_fill(flat, math.nan)
+            local[name] = local[name].masked_fill(grid.flat, math.nan)
     pooled = torch.sqrt(sum(v.nan_to_num(nan=0.0) ** 2 for v in local.values()))
     mos = (1 + 4 * torch.exp(-pooled / 2)).clamp(1, 5)
     attributes = {k: v.float().cpu().view(shape) for k, v in critic.attributes(m).items() if k in LOCAL_ATTRIBUTES}
@@ -458,6 +564,18 @@ def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.minimum(m["noise"], WHITE_NOISE_SPAN * m["coarse_noise"])
 
 
+def _eroded(grid: torch.Tensor) -> torch.Tensor:
+    """Each cell keeps at most the weakest reading of the known cells around it (3x3):
+    grain loss is read from a cell's flattest fifth of blocks, so a cell reads smoothed
+    when a fifth of it is, and the flagged area would grow most of a cell past a
+    smoothed (or blurred) one."""
+    if min(grid.shape) < 3:
+        return grid
+    x = grid[None, None].nan_to_num(nan=math.inf)
+    low = -F.max_pool2d(F.pad(-x, (1, 1, 1, 1), value=-math.inf), 3, stride=1)
+    return low[0, 0].masked_fill(grid.isnan(), math.nan)
+
+
 def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
     """Grey opening of a cell grid: each cell keeps at most the level that a whole
     `size`x`size` block of neighbouring cells containing it reaches, so a lone cell's
@@ -470,7 +588,25 @@ def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
     return high[0, 0].clamp_min(0).masked_fill(grid.isnan(), math.nan)
 
 
-def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None:
+def _clipped(luma_cells: torch.Tensor) -> torch.Tensor:
+    """Cells `[N]` with more than 5% of their pixels at the ends of the range (no grain
+    can show there)."""
+    luma = luma_cells.flatten(1)
+    return ((luma <= 1 / 255) | (luma >= 254 / 255)).float().mean(1) > 0.05
+
+
+def _flat_start(noise: torch.Tensor, unfit: torch.Tensor) -> float:
+    """Stops of grain loss from which a flat cell's "smoothing" rises: `SMOOTHING_STOPS`,
+    or more where the image's flat floors themselves spread widely (three robust standard
+    deviations, 1.4826 MAD): flat floors of one image normally agree within a fraction of
+    a stop (grain is grain); where they do not (a sky that JPEG flattened in some blocks
+    only), a low one is no sign of smoothing."""
+    floor = torch.log2(noise[~unfit].clamp_min(1e-7))
+    mad = float((floor - floor.median()).abs().median())
+    return max(SMOOTHING_STOPS, 3 * 1.4826 * mad)
+
+
+def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor, min_cells: int = 4) -> torch.Tensor | None:
     """Stops (log2) by which each cell's noise floor lies below the image's typical floor
     (the median over the cells not `unfit` to set it), or None when the image has no
     grain to lose. Whether there is grain is asked of the upper quartile: smoothing or
@@ -478,7 +614,7 @@ def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None
     not lose its grain test (and with it the depth-of-field test for blur) because a
     tenth of it was damaged."""
     textured = noise[~unfit]
-    if textured.numel() < 4 or float(textured.quantile(0.75)) < MIN_GRAIN:
+    if textured.numel() < min_cells or float(textured.quantile(0.75)) < MIN_GRAIN:
         return None
     typical = max(float(textured.median()), MIN_GRAIN)
     return torch.log2(typical / noise.clamp_min(typical / 256)).clamp_min(0)
@@ -605,5 +741,6 @@ def _region_labels(qmap: QualityMap, mask: torch.Tensor, size: tuple[int, int]) 
     return labels
 
 
-__all__ = ["DEFAULT_CELL", "DEFAULT_THRESHOLD", "GLOBAL_IMPAIRMENTS", "LOCAL_IMPAIRMENTS", "LocalRule", "QualityMap",
+__all__ = ["DEFAULT_CELL", "DEFAULT_THRESHOLD", "GLOBAL_IMPAIRMENTS", "LOCAL_IMPAIRMENTS", "LocalRule", "MAP_MAX_SIDE",
+           "QualityMap",
            "quality_map", "render_heatmap"]
