@@ -17,9 +17,14 @@ Design choices:
   (`LOCAL_IMPAIRMENTS`); exposure, contrast and colour balance (`GLOBAL_IMPAIRMENTS`)
   describe the whole picture, and a cell of sky is not "too bright" because it is sky.
   Names the table does not know are left out of the map rather than guessed at.
-- Cells too flat to judge (sky, studio backdrop) are unknown for impairments that need
-  detail to be seen (blur, smoothing) and never flagged for them.
-  Noise and banding are read there: flat areas are where they show.
+- The map works at the image's own pixels (up to `MAP_MAX_SIDE`), not at the critic's
+  scoring size: the whole-image MOS stays the critic's, judged as a viewer sees the
+  picture at screen size, but the map is a local detector, and noise, posterized levels
+  and a codec's 8-px grid are found at the pixels they were made at (a downscale
+  averages, blends and shifts them away).
+- Cells too flat to judge (sky, studio backdrop) are unknown for blur and never flagged
+  for it. Noise and banding are read there: flat areas are where they show. Smoothing
+  is judged there against the image's other flat cells (their floor is the grain itself).
 - Cells are judged against the image itself where fixed numbers would read content:
   "smoothing" is the map's own measure: real photos carry grain everywhere, so a textured
   cell whose noise floor lies far below the image's typical floor, or below that of the
@@ -323,15 +328,24 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _cut_cells(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """All cells of a `[C,h,w]` plane as one `[N,C,ch,cw]` batch: the cell columns are
-    gathered once, then each row of cells is one strided copy (a loop over rows of
-    cells, not cells: writing the batch is the cost, and this writes it in order)."""
-    c, h = plane.shape[:2]
-    strips = plane.index_select(2, (cols[:, None] + torch.arange(cell[1])).flatten()).view(c, h, len(cols), cell[1])
-    cells = plane.new_empty(len(rows), len(cols), c, cell[0], cell[1])
-    for i, top in enumerate(rows.tolist()):
-        cells[i].copy_(strips[:, top:top + cell[0]].permute(2, 0, 1, 3))
-    return cells.view(-1, c, cell[0], cell[1])
+    """All cells of a `[C,h,w]` plane as one `[N,C,ch,cw]` batch, written once: the cells
+    are a strided view of the plane (`unfold`), copied in one go where they are evenly
+    spaced, gathered by their starts where rounding made the spacing uneven."""
+    c = plane.shape[0]
+    steps = [_even_step(starts) for starts in (rows, cols)]
+    if all(steps):
+        view = plane.unfold(1, cell[0], steps[0]).unfold(2, cell[1], steps[1]).permute(1, 2, 0, 3, 4)
+        return view[:len(rows), :len(cols)].reshape(-1, c, cell[0], cell[1])
+    view = plane.unfold(1, cell[0], 1).unfold(2, cell[1], 1).permute(1, 2, 0, 3, 4)
+    return view[rows[:, None], cols[None]].reshape(-1, c, cell[0], cell[1])
+
+
+def _even_step(starts: torch.Tensor) -> int:
+    """The constant step between `starts` beginning at 0 (1 for a single start), or 0."""
+    if len(starts) == 1:
+        return 1
+    step = int(starts[1] - starts[0])
+    return step if int(starts[0]) == 0 and bool((starts.diff() == step).all()) else 0
 
 
 def _luma(image: torch.Tensor) -> torch.Tensor:
@@ -339,11 +353,24 @@ def _luma(image: torch.Tensor) -> torch.Tensor:
     return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
 
 
-def _detail(luma_cells: torch.Tensor) -> torch.Tensor:
-    """Luma contrast per cell `[N]` (standard deviation of 4x4-pixel means): how much
-    there is to judge. Coarse on purpose: blur and noise do not change it, so a blurred
-    cell is still judged and a noisy sky is still flat."""
-    return F.avg_pool2d(luma_cells, 4).flatten(1).std(1)
+def _detail(luma: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Luma contrast per cell `[N]` (standard deviation of the 4x4-pixel means that tile
+    the cell) from the `[1,h,w]` luma plane: how much there is to judge. Coarse on
+    purpose: blur and noise do not change it, so a blurred cell is still judged and a
+    noisy sky is still flat. The 4x4 means at every offset are pooled once, and each
+    cell's own tiles are picked from them (no copy of the cells)."""
+    means = F.avg_pool2d(luma[None], 4, stride=1)[0, 0]  # [h-3, w-3]
+    ys = rows[:, None] + 4 * torch.arange(cell[0] // 4)  # [rows, tiles]
+    xs = cols[:, None] + 4 * torch.arange(cell[1] // 4)
+    tiles = means[ys[:, :, None, None], xs[None, None]]  # [rows, tiles, cols, tiles]
+    return tiles.permute(0, 2, 1, 3).flatten(2).std(2).flatten()
+
+
+def _box_sums(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Sum of a `[h,w]` plane over each cell `[N]`, from its integral image (float64)."""
+    integral = F.pad(plane.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
+    y0, y1, x0, x1 = rows[:, None], rows[:, None] + cell[0], cols[None], cols[None] + cell[1]
+    return (integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]).flatten()
 
 
 def _check_cell(cell: Any, stride: Any) -> tuple[int, int]:
@@ -410,8 +437,8 @@ def quality_map(
 
 @dataclass
 class _Cells:
-    """A working image cut into cells: where they start, the cells and their luma as
-    batches, and which are too flat to judge detail in."""
+    """A working image cut into cells: where they start, the cells as one batch, the
+    image's luma plane, and which cells are too flat to judge detail in."""
 
     work: tuple[int, int]
     rows: torch.Tensor
@@ -430,8 +457,8 @@ def _cut(work: torch.Tensor, cell: int, stride: int) -> _Cells:
     h, w = work.shape[-2:]
     size = (min(cell, h), min(cell, w))
     rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
-    luma = _cut_cells(_luma(work), rows, cols, size)
-    flat = (_detail(luma) < FLAT_DETAIL).view(len(rows), len(cols))
+    luma = _luma(work)
+    flat = (_detail(luma, rows, cols, size) < FLAT_DETAIL).view(len(rows), len(cols))
     return _Cells((h, w), rows, cols, size, _cut_cells(work, rows, cols, size), luma, flat)
 
 
@@ -465,7 +492,7 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells)
     # flat cells against the flat cells' own floor: there the floor IS the grain (no
     # texture leaks into it), so a smoothed patch of sky stands out; clipped cells
     # (blown highlights, crushed shadows) have none to lose
-    unfit = ~grid.flat | noisy | _clipped(grid.luma).view(shape)
+    unfit = ~grid.flat | noisy | _clipped(grid).view(shape)
     flat_lost = _grain_lost(floors, unfit, min_cells=FLAT_PEERS)
     if flat_lost is not None:
         smoothed = torch.where(grid.flat & ~unfit, flat_lost - _flat_start(floors, unfit), smoothed)
@@ -499,7 +526,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
     noise = _local_noise(critic, m, shape)
     if noise is not None and "noise" in local:
         local["noise"] = noise
-    local["blocking"] = ((_blocking(grid.luma, grid.rows, grid.cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
+    local["blocking"] = ((_blocking(grid) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
         lost, smoothed = _grain(m, noise, grid)
         if lost is None and coarse is not None:
@@ -533,16 +560,23 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
     return mos, local, attributes
 
 
-def _blocking(luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+def _blocking(grid: _Cells) -> torch.Tensor:
     """Codec block-grid strength per cell `[N]`: the mean luma step across the image's
     8-px block boundaries over the mean step at all gaps (1 for natural content), the
     weaker of the two directions. Which gap of 8 is the boundary is decided once for the
     whole image (the phase most cells agree on, by their upper decile) and read in the
     image's own coordinates: a 64-px cell alone has too few periods to tell a codec grid
-    from texture that happens to repeat (stripes, fabric)."""
-    luma = luma_cells[:, 0]
-    across = (luma[:, :, 1:] - luma[:, :, :-1]).abs().mean(1)  # [N, cw-1] per column gap
-    down = (luma[:, 1:] - luma[:, :-1]).abs().mean(2)  # [N, ch-1] per row gap
+    from texture that happens to repeat (stripes, fabric). The per-cell step profiles
+    come from running sums over the image's own step planes (no copy of the cells)."""
+    luma, rows, cols, (ch, cw) = grid.luma[0].double(), grid.rows, grid.cols, grid.size
+    # mean step at each column gap over each cell's rows: [rows, w-1] -> [rows, cols, cw-1]
+    steps = F.pad((luma[:, 1:] - luma[:, :-1]).abs().cumsum(0), (0, 0, 1, 0))
+    per_row = (steps[rows + ch] - steps[rows]) / ch
+    across = per_row[:, cols[:, None] + torch.arange(cw - 1)].flatten(0, 1)  # [N, cw-1]
+    # mean step at each row gap over each cell's columns: [h-1, cols] -> [rows, cols, ch-1]
+    steps = F.pad((luma[1:] - luma[:-1]).abs().cumsum(1), (1, 0))
+    per_col = (steps[:, cols + cw] - steps[:, cols]) / cw
+    down = per_col[rows[:, None] + torch.arange(ch - 1)].permute(0, 2, 1).flatten(0, 1)  # [N, ch-1]
     cx, cy = cols.repeat(len(rows)), rows.repeat_interleave(len(cols))
     strength = []
     for profile, starts in ((across, cx), (down, cy)):
@@ -552,7 +586,7 @@ def _blocking(luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) 
         ratio = (sums / counts.clamp_min(1) + BLOCK_EPS) / (profile.mean(1, keepdim=True) + BLOCK_EPS)  # [N, 8]
         boundary = torch.quantile(ratio, 0.9, dim=0).argmax()
         strength.append(ratio[:, boundary])
-    return torch.minimum(*strength)
+    return torch.minimum(*strength).float()
 
 
 def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -588,11 +622,12 @@ def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
     return high[0, 0].clamp_min(0).masked_fill(grid.isnan(), math.nan)
 
 
-def _clipped(luma_cells: torch.Tensor) -> torch.Tensor:
+def _clipped(grid: _Cells) -> torch.Tensor:
     """Cells `[N]` with more than 5% of their pixels at the ends of the range (no grain
     can show there)."""
-    luma = luma_cells.flatten(1)
-    return ((luma <= 1 / 255) | (luma >= 254 / 255)).float().mean(1) > 0.05
+    luma = grid.luma[0]
+    share = _box_sums((luma <= 1 / 255) | (luma >= 254 / 255), grid.rows, grid.cols, grid.size)
+    return share / (grid.size[0] * grid.size[1]) > 0.05
 
 
 def _flat_start(noise: torch.Tensor, unfit: torch.Tensor) -> float:
