@@ -289,4 +289,6 @@ def test_cli_writes_heatmap_and_mask_and_reports_bad_files(photos, tmp_path, cap
     with Image.open(out / "damaged.heatmap.png") as heatmap:
         assert heatmap.width == image.shape[-1]
     assert main(["map", str(tmp_path / "clean.png"), "--out", str(out), "--threshold", "0"]) == 2
+    assert main(["map", str(tmp_path / "clean.png"), "--out", str(out), "--max-side", "32"]) == 2
+    assert "--max-side" in capsys.readouterr().err
 

@@ -1,11 +1,12 @@
 """Where quality fails: a grid of local scores per image, and a defect mask to inpaint.
 
 `quality_map(critic, images)` cuts each image (at its own resolution, up to
-`MAP_MAX_SIDE`) into overlapping square cells and judges all cells of an image as ONE batch: the signal
-critic natively (its measurements and impairments per cell), any other critic by
-scoring the cells through `critic.score`. The result is one `QualityMap` per image: a
-grid of local MOS and of every impairment that is local by nature (blur, noise,
-banding, blocking, ...), plus which cells are too flat to judge detail in.
+`MAP_MAX_SIDE`) into overlapping square cells and judges all cells of an image as ONE
+batch: the signal critic natively (its measurements and impairments per cell), any
+other critic by scoring the cells through `critic.score`. The result is one
+`QualityMap` per image: a grid of local MOS and of every impairment that is local by
+nature (blur, noise, banding, blocking, ...), plus which cells are too flat to judge
+detail in.
 
 `QualityMap.defect_mask()` turns the grid into a boolean mask at the image's own
 resolution: each pixel takes its value from the cells over it (`LocalRule.spread`), the
@@ -398,9 +399,10 @@ def quality_map(
     cell: cell side in pixels of the working image; stride: step between cells
     (default cell/4, so each pixel is judged by up to 16 cells); max_side: the working
     image's longer side at most (the image's own resolution below it, whatever size the
-    critic scores whole images at). The signal critic is
-    used natively (all cells of an image in one batch of measurements); other critics
-    score the cells as a batch of images (`batch_size` cells at a time). `progress` is
+    critic scores whole images at). The signal critic is used natively (all cells of an
+    image in one batch of measurements); other critics score the cells as a batch of
+    images (`batch_size` cells at a time; a slow critic may want `max_side=512`, a
+    quarter of the cells of a 1024² map). `progress` is
     called with the number of images done; raising from it cancels (as in `Critic.score`).
     """
     if not callable(getattr(critic, "score", None)):

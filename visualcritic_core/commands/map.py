@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.threshold > 0:
         error(f"--threshold must be positive, got {args.threshold}")
         return 2
+    if args.max_side < args.cell:
+        error(f"--max-side must be at least the cell side ({args.cell} px), got {args.max_side}")
+        return 2
     ready = files_and_critic(args)
     if ready is None:
         return 2
