@@ -29,11 +29,12 @@ def photos():
     return sample_photos(512)
 
 
-SMOOTHING_MISSES = {"motorcycle_left", "motorcycle_right"}
-"""Photos where a smoothed face-sized area is not found (IoU < 0.5; README "Quality maps
-and local repair"): the stereo motorcycles have almost no grain to lose (the filters take
-about half a stop off floors that vary by more than that among clean cells). Nothing is
-flagged outside the area on either."""
+SMOOTHING_MISSES = {("motorcycle_left", "smoothing"), ("motorcycle_left", "texture_smooth"),
+                    ("motorcycle_right", "texture_smooth")}
+"""Smoothed face-sized areas not found at 512 px (IoU 0.33-0.49; README "Quality maps and
+local repair"): the stereo motorcycles have no grain to lose, and their smoothing is read
+from lost fine structure only, which finds the right view's beauty filter (0.64) but
+stays just under the bar on the others. Nothing is flagged outside them."""
 
 
 @pytest.mark.parametrize("name", PHOTO_NAMES)
@@ -49,7 +50,7 @@ def test_damage_in_one_region_is_found_there_only(signal, photos, name):
         outside = (mask & ~truth).sum().item() / (~truth).sum().item()
         if outside > 0.05:
             failures.append(f"{kind}: {100 * outside:.1f}% of the undamaged part flagged")
-        if iou < 0.5 and not (kind in ("smoothing", "texture_smooth") and name in SMOOTHING_MISSES):
+        if iou < 0.5 and (name, kind) not in SMOOTHING_MISSES:
             failures.append(f"{kind}: IoU {iou:.2f}")
     assert not failures, f"{name}: " + "; ".join(failures)
 
