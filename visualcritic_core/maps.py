@@ -164,6 +164,15 @@ STRUCTURE_DETAIL = 0.06
 """Luma contrast (as `FLAT_DETAIL`) a cell needs for its fine structure to be judged: twice
 the flat bound, so a smooth painted surface with an edge or two (a wall, a door) is not
 taken for a smoothed area."""
+PLANAR_MIN_SHARE = 0.07
+"""Share of locally planar pixels a cell needs before it can read as smoothed: in a fine
+uniform texture (skimage's gravel, 1.5% planar) a few dozen planar pixels more than its
+peers are many robust SDs but no smoothed area (a clean gravel photo flagged 26% without it)."""
+PLANAR_CAP = 1.5
+"""Most that lost fine structure may say before the softplus: posterized or blurred areas are
+planar by tens of SDs, and cells holding a third of such an area must not flag the clean
+part of the cell (skimage's coins and brick: 5-9% flagged outside a posterized or blurred
+rectangle without it); the mask then needs most cells over a pixel to agree."""
 PLANAR_SPREAD_MIN = 0.2
 """Least robust spread (logit) of the planar excess: in a grainy photo the grain breaks up
 every planar patch, the cells agree closely (0.12-0.16 on chelsea against 0.18-0.25
@@ -560,7 +569,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
                 smoothed = _resampled(smoothed_small, small, grid)
         planar = _structure_lost(grid, m, noise)
         if planar is not None:
-            smoothed = torch.where(grid.flat, smoothed, torch.fmax(smoothed, planar))
+            smoothed = torch.where(grid.flat, smoothed, torch.fmax(smoothed, planar.clamp_max(PLANAR_CAP)))
         if not smoothed.isnan().all():
             smoothing = 0.5 * F.softplus(smoothed / 0.5)
             # flat cells read alike (grain is grain), so among them one disagreeing
@@ -632,7 +641,8 @@ def _structure_lost(grid: _Cells, m: dict[str, torch.Tensor], noise: torch.Tenso
     if int(known.sum()) < FLAT_PEERS:
         return None
     z = excess / (1.4826 * (excess[known] - excess[known].median()).abs().median()).clamp_min(PLANAR_SPREAD_MIN)
-    return ((z - PLANAR_START) / PLANAR_SPAN).masked_fill(~known, math.nan)
+    too_few = planar < math.log(PLANAR_MIN_SHARE / (1 - PLANAR_MIN_SHARE))
+    return ((z - PLANAR_START) / PLANAR_SPAN).masked_fill(~known | too_few, math.nan)
 
 
 def _blocking(grid: _Cells) -> torch.Tensor:
