@@ -5,8 +5,10 @@
 
 What it does, in order:
 1. Content: scikit-image's colour photos except the held-out ones (`--held-out`, never
-   damaged or measured here) and matplotlib's Grace Hopper portrait, each whole and as
-   `--crops` random crops at random scales; scikit-image's grey photos; and `--leaves`
+   damaged or measured here), matplotlib's Grace Hopper portrait and scikit-learn's two
+   photos, each whole and as `--crops` random crops at random scales; the AI-generated
+   pictures of `signal_calibration.GENERATED_PHOTOS` (ComfyUI's template thumbnails: the
+   critic's own domain, and most of the set); scikit-image's grey photos; and `--leaves`
    procedural dead-leaves scenes; at each `--size` (longer side, px).
 2. Damage: every kind of `visualcritic_core.damage` at severities 1..5, and the pairs in
    `signal_calibration.MIXES` at equal severity, plus the clean image.
@@ -52,8 +54,8 @@ from visualcritic_core.critics.signal import SignalCritic
 from visualcritic_core.critics.signal_pooling import POOLING_FILE, SignalPooling
 from visualcritic_core.damage import DAMAGE_KINDS, sample_photos
 from visualcritic_core.signal_calibration import (
-    FR_METRICS, MIXES, SEVERITIES, CalibrationSet, calibration_set, contents, fr_agreement, grey_photos,
-    metric_scales, pseudo_mos, severity_rhos,
+    FR_METRICS, GENERATED_PHOTOS, MIXES, SEVERITIES, SKLEARN_PHOTOS, CalibrationSet, calibration_set, contents,
+    fr_agreement, grey_photos, metric_scales, pseudo_mos, severity_rhos,
 )
 
 HELD_OUT = ("astronaut", "chelsea", "coffee")
@@ -149,7 +151,8 @@ def main() -> None:
     unknown = [name for name in args.held_out if name not in known]
     if unknown:
         raise SystemExit(f"unknown held-out photos {unknown}; colour photos are {sorted(known)}")
-    photos = [name for name in known if name not in args.held_out] + ["grace_hopper"] + list(grey_photos(16))
+    photos = ([name for name in known if name not in args.held_out] + ["grace_hopper", *SKLEARN_PHOTOS]
+              + list(GENERATED_PHOTOS) + list(grey_photos(16)))
     cache = json.loads(args.fr_cache.read_text()) if args.fr_cache and args.fr_cache.exists() else {}
     critic = SignalCritic(device="cpu")
     started = time.perf_counter()

@@ -10,7 +10,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from visualcritic_core.critics import signal as signal_module
-from visualcritic_core.critics.signal import GRID_PERIODS, SignalCritic
+from visualcritic_core.critics.signal import GRID_HARMONIC, GRID_HARMONIC_BIAS, GRID_PERIODS, SignalCritic
 from visualcritic_core.damage import DAMAGE_EFFECTS, DAMAGE_KINDS, apply_damage, sample_photos
 from visualcritic_core.registry import load_critic
 from visualcritic_core.report import ATTRIBUTES
@@ -246,12 +246,29 @@ def test_grid_profile_matches_per_period_means(length):
             phases = profile[:, : n * period].reshape(4, n, period).mean(1)
             per_direction.append(phases.amax(1) / phases.mean(1))
         expected.append(torch.minimum(*per_direction))
-    best, index = torch.stack(expected, 1).max(1)
+    strengths = torch.stack(expected, 1)
+    wanted_strength, wanted_period = [], []
+    for row in strengths.tolist():  # the fundamental: the smallest divisor of the strongest period that fits
+        best = max(row)
+        strongest = GRID_PERIODS[row.index(best)]
+        fits = [p for p, s in zip(GRID_PERIODS, row) if strongest % p == 0
+                and (s >= GRID_HARMONIC * best or (s >= GRID_HARMONIC * p and best <= GRID_HARMONIC_BIAS * p))]
+        wanted_period.append(fits[0])
+        wanted_strength.append(row[GRID_PERIODS.index(fits[0])])
     strength, period = SignalCritic._grid(across, down)
-    assert torch.allclose(strength, best, rtol=1e-9), (strength, best)
-    assert period.tolist() == [GRID_PERIODS[i] for i in index.tolist()]
+    assert torch.allclose(strength, torch.tensor(wanted_strength, dtype=strength.dtype), rtol=1e-9), strength
+    assert period.tolist() == wanted_period
     if length == 511:
-        assert period[2] % 6 == 0 and strength[2] > 1.5  # multiples of the period fit too
+        assert period[2] == 6 and strength[2] > 1.5  # not a multiple of it, which fits as well
+
+
+def test_pixel_blocks_read_as_their_own_period_and_codec_blocks_as_8(critic, photos):
+    """A p-px grid also fits at 2p, 3p, ...: 2-px pixelation must not read as a codec's 16-px blocks."""
+    damage = (("pixelate", 1), ("pixelate", 3), ("pixelate", 4), ("jpeg", 4))
+    with torch.inference_mode():
+        found = [int(critic.measure(torch.stack([apply_damage(photos[name], kind, s) for kind, s in damage]))
+                     ["grid_period"][i]) for name in ("astronaut", "rocket") for i in range(len(damage))]
+    assert found == [2, 4, 6, 8] * 2, found
 
 
 def test_measurements_do_not_depend_on_cpu_chunks_or_memory_layout(critic, photos, monkeypatch):

@@ -125,24 +125,89 @@ def grace_hopper(size: int | None = None) -> torch.Tensor:
     return _fit(torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0, size)
 
 
+SKLEARN_PHOTOS: tuple[str, ...] = ("china", "flower")
+"""scikit-learn's two bundled colour photographs (sklearn/datasets/images, CC BY 2.0: a
+temple in China by danielbuechele and a flower by vultilion on Flickr), named by their file."""
+
+GENERATED_PHOTOS: tuple[str, ...] = (
+    "Image_capybara_v0_1_image_edit-1", "Image_capybara_v0_1_text_to_image-1",
+    "api_bytedance_seedream_5_0_lite_t2i-1", "api_magnific_image_relight-1",
+    "api_magnific_image_upscale_creative-1", "api_magnific_image_upscale_precise-1", "api_recraft_v4_t2i-1",
+    "api_reve_image_create-1", "flux1_dev_uso_reference_image_gen-1", "flux1_krea_dev-1",
+    "flux_canny_model_example-1", "flux_dev_checkpoint_example-1", "flux_fill_inpaint_example-1",
+    "flux_fill_outpaint_example-1", "image-qwen_image_edit_2511_lora_inflation-1",
+    "image_chroma1_radiance_text_to_image-1", "image_chroma_text_to_image-1", "image_flux2-1",
+    "image_flux2_klein_text_to_image-1", "image_flux2_text_to_image_9b-1",
+    "image_hidream_o1_dev-1", "image_kandinsky5_t2i-1", "image_lens_t2i-1", "image_lens_turbo_t2i-1",
+    "image_longcat_image_edit-1", "image_longcat_text_to_image-1", "image_omnigen2_t2i-1",
+    "image_ovis_text_to_image-1", "image_qwen_image-1", "image_qwen_image_edit_2509-1",
+    "image_qwen_image_edit_2509_relight-1", "image_qwen_image_instantx_inpainting_controlnet-1", "image_z_image-1",
+    "image_z_image_turbo-1", "sd3.5_simple_example-1", "sdxl_simple_example-1", "sdxlturbo_example-1",
+    "template_rob_realistic_2k_images_quick_variations-1", "templates_ohneis_i2v-1",
+    "utility-topaz_landscape_upscaler-1", "video_bernini_r_image_editing-1",
+)
+"""AI-generated pictures, the critic's own domain: the example outputs ComfyUI ships as its
+workflow templates' thumbnails (`pip install comfyui-workflow-templates-media-image`),
+chosen by looking at a contact sheet of all of them: photo-like scenes (portraits,
+products, interiors, landscapes, animals, night streets; no UI screenshots, collages,
+text posters, line or depth maps, flat illustrations, black-bordered edits, near-duplicate
+pairs), stills only
+(the animated ones are video previews). Named by their file."""
+
+
+def sklearn_photos(size: int | None = None) -> dict[str, torch.Tensor]:
+    """`SKLEARN_PHOTOS` as `[3,H,W]` (`pip install scikit-learn`)."""
+    try:
+        from sklearn.datasets import load_sample_image
+    except ImportError as err:
+        raise ImportError("the china/flower photos ship with scikit-learn: pip install scikit-learn") from err
+    return {name: _fit(torch.from_numpy(load_sample_image(f"{name}.jpg").copy()).permute(2, 0, 1).float() / 255.0,
+                       size) for name in SKLEARN_PHOTOS}
+
+
+def generated_photos(size: int | None = None) -> dict[str, torch.Tensor]:
+    """`GENERATED_PHOTOS` as `[3,H,W]` (`pip install comfyui-workflow-templates-media-image`)."""
+    try:
+        from importlib.resources import files
+
+        folder = files("comfyui_workflow_templates_media_image") / "templates"
+    except ModuleNotFoundError as err:
+        raise ImportError("the generated pictures ship with ComfyUI's template media: "
+                          "pip install comfyui-workflow-templates-media-image") from err
+    from PIL import Image
+
+    photos = {}
+    for name in GENERATED_PHOTOS:
+        with Image.open(folder / f"{name}.webp") as image:
+            array = np.asarray(image.convert("RGB"))
+        photos[name] = _fit(torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0, size)
+    return photos
+
+
 def contents(
     photos: Iterable[str], size: int, leaves: int = 0, crops: int = 0, seed: int = 0
 ) -> dict[str, torch.Tensor]:
     """Named clean content at longer side `size`: colour photos (`damage.sample_photos`
-    names, or "grace_hopper"), grey photos (`grey_photos` names), `crops` random
-    `size`² crops of each colour photo at a random scale (the training demo's
-    `random_crops`, named "photo@k"), and `leaves` dead-leaves scenes."""
+    names, "grace_hopper", `SKLEARN_PHOTOS`, `GENERATED_PHOTOS`), grey photos
+    (`grey_photos` names), `crops` random `size`² crops of each colour photo from a package
+    photo collection at a random scale (the training demo's `random_crops`, named
+    "photo@k"; none of the generated pictures, which are thumbnails of about `size` already),
+    and `leaves` dead-leaves scenes."""
     from .training.demo import random_crops
 
     wanted = list(photos)
     colour = sample_photos()
     if "grace_hopper" in wanted:
         colour["grace_hopper"] = grace_hopper()
-    grey = grey_photos() if any(name not in colour for name in wanted) else {}
-    unknown = [name for name in wanted if name not in colour and name not in grey]
+    if set(SKLEARN_PHOTOS) & set(wanted):
+        colour.update(sklearn_photos())
+    generated = generated_photos() if set(GENERATED_PHOTOS) & set(wanted) else {}
+    grey = grey_photos() if any(name not in colour and name not in generated for name in wanted) else {}
+    unknown = [name for name in wanted if name not in colour and name not in grey and name not in generated]
     if unknown:
-        raise ValueError(f"unknown photos {unknown}; known: {sorted(colour)} and {sorted(grey_photos())}")
-    chosen = {name: _fit(colour.get(name, grey.get(name)), size) for name in wanted}
+        raise ValueError(f"unknown photos {unknown}; known: {sorted(colour)}, {sorted(grey_photos())} "
+                         f"and GENERATED_PHOTOS")
+    chosen = {name: _fit(colour.get(name, grey.get(name, generated.get(name))), size) for name in wanted}
     generator = torch.Generator().manual_seed(seed)
     for name in wanted:
         if name in colour and crops:
@@ -200,18 +265,21 @@ def calibration_set(
     damage and the seed."""
     parts = []
     for index, (name, clean) in enumerate(images.items()):
-        labels, damaged = [("clean", 0)], [clean]
+        labels, damaged, seeds = [("clean", 0)], [clean], [seed]
         for k, kind in enumerate(kinds):
             for s in severities:
                 labels.append((kind, s))
-                damaged.append(apply_damage(clean, kind, s, seed=seed + 97 * index + k))
+                seeds.append(seed + 97 * index + k)
+                damaged.append(apply_damage(clean, kind, s, seed=seeds[-1]))
         for k, (first, second) in enumerate(mixes):
             for s in severities:
                 labels.append((f"{first}+{second}", s))
-                damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seed + 97 * index + k))
+                seeds.append(seed + 97 * index + k)
+                damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seeds[-1]))
         batch = torch.stack(damaged)
         digest = hashlib.sha1((clean * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
-        keys = [f"{name}/{digest}/{d}/{s}/{seed}" for d, s in labels]
+        # the damage's own seed: random damage (noise) differs with the content's place in `images`
+        keys = [f"{name}/{digest}/{d}/{s}/{ds}" for (d, s), ds in zip(labels, seeds)]
         distances = np.full((len(labels), len(FR_METRICS)), np.nan)
         cache = fr_cache if fr_cache is not None else {}
         todo = [i for i, key in enumerate(keys) if key not in cache] if with_fr else []
@@ -300,7 +368,8 @@ def fr_ceiling(data: CalibrationSet, scales: dict[str, float], single_only: bool
 
 
 __all__ = [
-    "FR_METRICS", "MIXES", "SEVERITIES", "CalibrationSet", "calibration_set", "contents", "dead_leaves_images",
+    "FR_METRICS", "GENERATED_PHOTOS", "MIXES", "SEVERITIES", "SKLEARN_PHOTOS", "CalibrationSet", "calibration_set",
+    "contents", "dead_leaves_images", "generated_photos", "sklearn_photos",
     "fr_agreement", "fr_ceiling", "fr_distances", "grey_photos", "metric_mos", "metric_scales", "pseudo_mos",
     "severity_rhos",
 ]

@@ -84,6 +84,8 @@ MIN_SIDE = 32
 BLOCK = 8            # blocks for the noise estimate
 NOISE_QUANTILE = 0.2  # flattest fraction of blocks whose residual is read as noise
 GRID_PERIODS = tuple(range(2, 17))  # block/pixel grid periods looked for, px
+GRID_HARMONIC = 0.9  # a divisor of the strongest grid period with this share of its strength is the period
+GRID_HARMONIC_BIAS = 1.25  # ... and so is a near-perfect one the strongest exceeds by at most this factor
 NOISE_MARGIN = 2.0  # noise energy removed from fine gradients, ×: err towards "not sharp"
 # Photos are rendered a little warm: the package photos' cast estimates centre on this
 # warmth (spread ±0.05), so a cool cast is judged from there, not from grey.
@@ -539,7 +541,15 @@ class SignalCritic(Critic):
         """Block-grid strength `[B]` and its period `[B]` from the mean absolute
         neighbour difference per column gap `[B,W-1]` and per row gap `[B,H-1]`: for each
         period p, the mean on the strongest grid phase over the mean on all phases
-        (1 for natural images, p for perfect p×p pixelation), in both directions."""
+        (1 for natural images, p for perfect p×p pixelation), in both directions.
+
+        A grid of period p reads as strongly at 2p, 3p, ..., and on busy scenes a little
+        stronger (the top of more phases; up to 1.16 p on rocket.jpg): the period
+        reported is the smallest divisor d of the strongest period that either reaches
+        GRID_HARMONIC of its strength, or is a near-perfect d-grid (strength at least
+        GRID_HARMONIC·d, of d at most) that the strongest exceeds by at most the factor
+        GRID_HARMONIC_BIAS; the strength reported is d's. Without this, 2-px pixel blocks
+        read as period 14 or 16 and were taken for a codec's 8/16-px blocks."""
         def strength(profile: torch.Tensor) -> torch.Tensor:  # [B,P]
             weights, valid, enough = (t.to(profile.device) for t in _phase_weights(profile.shape[1], profile.dtype))
             phases = (profile @ weights).view(-1, *valid.shape)  # mean per (period, phase)
@@ -547,9 +557,15 @@ class SignalCritic(Critic):
             mean = phases.sum(-1) / valid.sum(-1)
             return torch.where(enough, top / mean.clamp_min(1e-6), 1.0)
 
-        best, index = torch.minimum(strength(across), strength(down)).max(1)
-        periods = torch.tensor(GRID_PERIODS, device=across.device)[index]
-        return best, periods
+        strengths = torch.minimum(strength(across), strength(down))
+        best, index = strengths.max(1)
+        periods = torch.tensor(GRID_PERIODS, device=across.device)
+        divides = periods[index][:, None] % periods == 0
+        size = periods.to(best.dtype)
+        perfect = (strengths >= GRID_HARMONIC * size) & (best[:, None] <= GRID_HARMONIC_BIAS * size)
+        enough = (strengths >= GRID_HARMONIC * best[:, None]) | perfect
+        fundamental = (divides & enough).int().argmax(1)  # the first: the smallest
+        return strengths.gather(1, fundamental[:, None])[:, 0], periods[fundamental]
 
     @staticmethod
     def _banding(sample: torch.Tensor) -> torch.Tensor:
@@ -708,10 +724,13 @@ class SignalCritic(Critic):
             "noise": _soft(m["noise"] - 0.006, 0.003) / 0.03,
             "specks": _soft(m["impulse_noise"] - 0.01, 0.005) / 0.04,
             # a codec's 8/16-px block grid, and pixel blocks of any other size: a 2-px
-            # pixelation is a mild softening, a 9-px one ruins the picture
+            # pixelation is a mild softening, a 9-px one ruins the picture; in doublings
+            # of the block size (each halves the resolution left), from 2 px on
             "grid": codec_grid * _soft(m["grid"] - 1.3, 0.1) / 0.7,
-            "pixelation": (1 - codec_grid) * _soft(m["grid"] - 2.0, 0.2) / 0.8,
-            "banding": _soft(m["banding"] - 1.5, 0.3) / 2.5,
+            "pixelation": (1 - codec_grid) * _soft(torch.log2(m["grid"].clamp_min(1)) - 1.0, 0.1) / 0.6,
+            # from 3.5 bits lost on: 16 levels a channel (4 bits) is a mild flaw, 3 (6.4) ruins
+            # the picture; milder losses (32+ levels) barely show on photos
+            "banding": _soft(m["banding"] - 3.5, 0.3) / 1.5,
             "dark": _soft(0.3 - m["brightness"], 0.03) / 0.12 + _soft(m["crushed"] - 0.25, 0.03) / 0.2,
             "bright": _soft(m["brightness"] - 0.62, 0.03) / 0.12 + _soft(m["blown"] - 0.02, 0.01) / 0.08,
             "flat": _soft(0.15 - m["contrast"], 0.02) / 0.07,
