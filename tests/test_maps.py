@@ -31,10 +31,10 @@ def photos():
 
 SMOOTHING_MISSES = {("motorcycle_left", "smoothing"), ("motorcycle_left", "texture_smooth"),
                     ("motorcycle_right", "texture_smooth")}
-"""Smoothed face-sized areas not found at 512 px (IoU 0.33-0.49; README "Quality maps and
+"""Smoothed face-sized areas not found at 512 px (IoU 0.26-0.43; README "Quality maps and
 local repair"): the stereo motorcycles have no grain to lose, and their smoothing is read
-from lost fine structure only, which finds the right view's beauty filter (0.64) but
-stays just under the bar on the others. Nothing is flagged outside them."""
+from lost fine structure only, which finds the right view's beauty filter (0.61) but not
+the rest of these. Nothing is flagged outside them."""
 
 
 @pytest.mark.parametrize("name", PHOTO_NAMES)
