@@ -1,10 +1,11 @@
 """Speed of a quality map with the signal critic, against scoring its cells one by one.
 
-`quality_map` cuts the image (at the critic's 512-px working size) into overlapping cells
-and measures all of them as one batch; the baseline measures the very same cells in a
-Python loop, one `measure` call per cell, which is what a per-tile script does. Both give
-the same measurements (checked here); the map's time includes the downscale, the cell
-cut, the map's own measures (grain loss, blocking) and the full-size defect mask.
+`quality_map` cuts the image (at its own resolution up to the map's 1024-px bound,
+`maps.MAP_MAX_SIDE`) into overlapping cells and measures all of them as one batch; the
+baseline measures the very same cells in a Python loop, one `measure` call per cell,
+which is what a per-tile script does. Both give the same measurements (checked here);
+the map's time includes any downscale, the cell cut, the map's own measures (grain
+loss, blocking) and the full-size defect mask.
 
     python bench/map_speed.py                         # 1024² photo, the map's defaults
     python bench/map_speed.py --size 2048 --threads 1 2 --stride 32
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from visualcritic_core.critics.signal import SignalCritic
 from visualcritic_core.damage import apply_damage, sample_photos
 from visualcritic_core.images import resize_to_fit
-from visualcritic_core.maps import DEFAULT_CELL, _cell_starts, _cut_cells, quality_map
+from visualcritic_core.maps import DEFAULT_CELL, MAP_MAX_SIDE, _cell_starts, _cut_cells, quality_map
 
 
 def make_image(size: int) -> torch.Tensor:
@@ -34,7 +35,7 @@ def make_image(size: int) -> torch.Tensor:
 
 def cells_one_by_one(critic: SignalCritic, image: torch.Tensor, cell: int, stride: int) -> torch.Tensor:
     """The baseline: the map's cells, each measured on its own; the noise measurement grid."""
-    work = resize_to_fit(image[None], critic.max_side, 32)[0]
+    work = resize_to_fit(image[None], MAP_MAX_SIDE, 32)[0]
     rows, cols = _cell_starts(work.shape[-2], cell, stride), _cell_starts(work.shape[-1], cell, stride)
     values = []
     for y in rows.tolist():
@@ -46,7 +47,7 @@ def cells_one_by_one(critic: SignalCritic, image: torch.Tensor, cell: int, strid
 
 def cells_as_one_batch(critic: SignalCritic, image: torch.Tensor, cell: int, stride: int) -> torch.Tensor:
     """The same cells cut as `quality_map` cuts them and measured as one batch: the noise grid."""
-    work = resize_to_fit(image[None], critic.max_side, 32)[0]
+    work = resize_to_fit(image[None], MAP_MAX_SIDE, 32)[0]
     rows, cols = _cell_starts(work.shape[-2], cell, stride), _cell_starts(work.shape[-1], cell, stride)
     return critic.measure(_cut_cells(work, rows, cols, (cell, cell)))["noise"].view(len(rows), len(cols))
 

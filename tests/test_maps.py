@@ -29,11 +29,12 @@ def photos():
     return sample_photos(512)
 
 
-SMOOTHING_MISSES = {"rocket", "motorcycle_left", "motorcycle_right"}
-"""Photos where a smoothed face-sized area is not yet found (IoU < 0.5; README "Quality maps
-and local repair"): the stereo motorcycles have almost no grain to lose, and 40% of
-rocket's area is flat sky, where smoothing is unknown. Nothing is flagged outside the area
-on any of them."""
+SMOOTHING_MISSES = {("motorcycle_left", "smoothing"), ("motorcycle_left", "texture_smooth"),
+                    ("motorcycle_right", "texture_smooth")}
+"""Smoothed face-sized areas not found at 512 px (IoU 0.26-0.43; README "Quality maps and
+local repair"): the stereo motorcycles have no grain to lose, and their smoothing is read
+from lost fine structure only, which finds the right view's beauty filter (0.61) but not
+the rest of these. Nothing is flagged outside them."""
 
 
 @pytest.mark.parametrize("name", PHOTO_NAMES)
@@ -49,7 +50,7 @@ def test_damage_in_one_region_is_found_there_only(signal, photos, name):
         outside = (mask & ~truth).sum().item() / (~truth).sum().item()
         if outside > 0.05:
             failures.append(f"{kind}: {100 * outside:.1f}% of the undamaged part flagged")
-        if iou < 0.5 and not (kind in ("smoothing", "texture_smooth") and name in SMOOTHING_MISSES):
+        if iou < 0.5 and (name, kind) not in SMOOTHING_MISSES:
             failures.append(f"{kind}: IoU {iou:.2f}")
     assert not failures, f"{name}: " + "; ".join(failures)
 
@@ -60,17 +61,41 @@ def test_a_clean_photo_is_hardly_flagged(signal, photos, name):
     assert flagged < 0.02, f"{name}: {100 * flagged:.1f}% flagged"
 
 
-def test_a_jpeg_photo_at_its_own_size_is_not_blocky_but_a_blocked_region_is():
-    """skimage's rocket is a 640-px JPEG: mapped at its own size (a critic working at up to
-    1024 px), its faint 8-px grid in the smooth sky (steps below one code value) is no
-    defect, while a strongly compressed region still is."""
-    native = load_critic("signal", max_side=1024)
+def test_a_jpeg_photo_at_its_own_size_is_not_blocky_but_a_blocked_region_is(signal):
+    """skimage's rocket is a 640-px JPEG: mapped at its own size (the map's default, above
+    the critic's 512-px scoring size), its faint 8-px grid in the smooth sky (steps below
+    one code value) is no defect, while a strongly compressed region still is."""
     photo = sample_photos(640)["rocket"]
     assert max(photo.shape[-2:]) == 640
-    assert quality_map(native, [photo])[0].defect_mask(impairment="blocking").float().mean() < 0.02
+    qmap = quality_map(signal, [photo])[0]
+    assert qmap.work_size == qmap.image_size == tuple(photo.shape[-2:])
+    assert qmap.defect_mask(impairment="blocking").float().mean() < 0.02
     image, truth = damage_region(photo, "jpeg")
-    mask = quality_map(native, [image])[0].defect_mask()
+    mask = quality_map(signal, [image])[0].defect_mask()
     assert (mask & truth).sum() / (mask | truth).sum() >= 0.5 and (mask & ~truth).sum() <= 0.05 * (~truth).sum()
+
+
+@pytest.mark.parametrize("kind", ["gaussian_noise", "posterize"])
+def test_damage_is_found_at_the_pixels_it_was_made_at(signal, kind):
+    """A 640-px photo is mapped at 640 px, not at the critic's 512: a downscale to 512
+    averaged the noisy patch below the threshold and blended the posterized levels
+    (IoU 0.0-0.4 on these photos before the map worked at the image's own size)."""
+    photo = sample_photos(640)["motorcycle_left"]
+    image, truth = damage_region(photo, kind)
+    mask = quality_map(signal, [image])[0].defect_mask()
+    assert (mask & truth).sum() / (mask | truth).sum() >= 0.5 and (mask & ~truth).sum() <= 0.05 * (~truth).sum()
+    small = quality_map(signal, [image], max_side=512)[0]
+    assert small.work_size[1] == 512 and small.defect_mask().shape == truth.shape
+
+
+def test_an_enlarged_photo_is_judged_for_grain_at_the_critics_size(signal):
+    """A photo enlarged 4x has no grain left at its own pixels, and every soft cell would
+    read as blur with nothing to tell depth of field from damage (74% of this one flagged);
+    its grain is then read at the critic's 512-px size, where the photo has it."""
+    photo = torch.nn.functional.interpolate(sample_photos(256)["astronaut"][None], scale_factor=4, mode="bilinear")
+    qmap = quality_map(signal, [photo[0].clamp(0, 1)])[0]
+    assert qmap.work_size == (1024, 1024) and "smoothing" in qmap.impairments
+    assert qmap.defect_mask().float().mean() < 0.02
 
 
 def test_a_large_noisy_area_does_not_make_the_rest_look_smoothed(signal):
@@ -141,6 +166,21 @@ def test_flat_cells_are_unknown_for_blur_and_never_flagged(signal):
     assert mask[:, 224:].float().mean() > 0.9 and mask[:, :160].float().mean() < 0.02
 
 
+def test_a_smoothed_patch_of_a_flat_backdrop_is_found(signal):
+    """Flat cells are judged for smoothing against the other flat cells of the image: the
+    grainy backdrop with its grain painted out in one rectangle is flagged there only."""
+    y = torch.linspace(0.3, 0.7, 256)[:, None].expand(256, 384)
+    smooth = y.expand(3, -1, -1)
+    backdrop = smooth + 0.004 * torch.randn(3, 256, 384, generator=torch.Generator().manual_seed(0))
+    truth = torch.zeros(256, 384, dtype=torch.bool)
+    truth[64:192, 128:288] = True
+    backdrop[:, truth] = smooth[:, truth]
+    qmap = quality_map(signal, [backdrop.clamp(0, 1)])[0]
+    assert qmap.flat.all()
+    mask = qmap.defect_mask(impairment="smoothing")
+    assert (mask & truth).sum() / (mask | truth).sum() >= 0.5 and (mask & ~truth).sum() <= 0.05 * (~truth).sum()
+
+
 class DarknessCritic(Critic):
     """Any critic: MOS falls with darkness. Counts its calls to show cells go as a batch."""
 
@@ -171,17 +211,17 @@ def test_any_critic_scores_the_cells_as_a_batch():
 
 
 def test_mask_is_at_the_image_size_smooth_and_grows_with_dilate(signal, photos):
-    # 667x1000, damaged at its own size as a user's file is; judged at 512 px, where blur
-    # shrinks by half: hence the stronger blur
-    big, truth = damage_region(sample_photos(1000)["coffee"], "gaussian_blur", severity=5)
+    # 1333x2000, damaged at its own size as a user's file is; judged at the map's
+    # 1024-px bound, where blur shrinks by half: hence the stronger blur
+    big, truth = damage_region(sample_photos(2000)["coffee"], "gaussian_blur", severity=5)
     qmap = quality_map(signal, [big])[0]
-    assert qmap.work_size == (342, 512) and qmap.image_size == (667, 1000)
+    assert qmap.work_size == (682, 1024) and qmap.image_size == (1333, 2000)
     strength = qmap.defect_map()
-    assert strength.shape == (667, 1000)
+    assert strength.shape == (1333, 2000)
     steps = (strength[:, 1:] - strength[:, :-1]).abs().max()
     assert steps < 0.1 * strength.max()  # upsampled and blurred: no cell staircase
     mask, grown = qmap.defect_mask(), qmap.defect_mask(dilate=20)
-    assert mask.shape == (667, 1000) and (grown >= mask).all() and grown.sum() > mask.sum() * 1.1
+    assert mask.shape == (1333, 2000) and (grown >= mask).all() and grown.sum() > mask.sum() * 1.1
     assert (mask & truth).sum() / (mask | truth).sum() >= 0.5
 
 
@@ -203,8 +243,9 @@ def test_bad_input_is_named(signal):
     assert tiny.defect_mask().shape == (1, 1)
     with pytest.raises(ImageInputError, match="NaN"):
         quality_map(signal, [torch.full((3, 64, 64), math.nan)])
-    for bad in (dict(cell=8), dict(cell=64, stride=0), dict(cell=64, stride=65), dict(cell=True)):
-        with pytest.raises(ValueError, match="cell|stride"):
+    for bad in (dict(cell=8), dict(cell=64, stride=0), dict(cell=64, stride=65), dict(cell=True), dict(max_side=32),
+                dict(max_side=512.0)):
+        with pytest.raises(ValueError, match="cell|stride|max_side"):
             quality_map(signal, [torch.rand(3, 64, 64)], **bad)
     qmap = quality_map(signal, [torch.rand(3, 64, 64)])[0]
     for threshold in (0, -1, math.nan, "1"):
@@ -249,4 +290,6 @@ def test_cli_writes_heatmap_and_mask_and_reports_bad_files(photos, tmp_path, cap
     with Image.open(out / "damaged.heatmap.png") as heatmap:
         assert heatmap.width == image.shape[-1]
     assert main(["map", str(tmp_path / "clean.png"), "--out", str(out), "--threshold", "0"]) == 2
+    assert main(["map", str(tmp_path / "clean.png"), "--out", str(out), "--max-side", "32"]) == 2
+    assert "--max-side" in capsys.readouterr().err
 

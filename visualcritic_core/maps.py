@@ -1,11 +1,12 @@
 """Where quality fails: a grid of local scores per image, and a defect mask to inpaint.
 
-`quality_map(critic, images)` cuts each image (at the critic's working size) into
-overlapping square cells and judges all cells of an image as ONE batch: the signal
-critic natively (its measurements and impairments per cell), any other critic by
-scoring the cells through `critic.score`. The result is one `QualityMap` per image: a
-grid of local MOS and of every impairment that is local by nature (blur, noise,
-banding, blocking, ...), plus which cells are too flat to judge detail in.
+`quality_map(critic, images)` cuts each image (at its own resolution, up to
+`MAP_MAX_SIDE`) into overlapping square cells and judges all cells of an image as ONE
+batch: the signal critic natively (its measurements and impairments per cell), any
+other critic by scoring the cells through `critic.score`. The result is one
+`QualityMap` per image: a grid of local MOS and of every impairment that is local by
+nature (blur, noise, banding, blocking, ...), plus which cells are too flat to judge
+detail in.
 
 `QualityMap.defect_mask()` turns the grid into a boolean mask at the image's own
 resolution: each pixel takes its value from the cells over it (`LocalRule.spread`), the
@@ -17,9 +18,14 @@ Design choices:
   (`LOCAL_IMPAIRMENTS`); exposure, contrast and colour balance (`GLOBAL_IMPAIRMENTS`)
   describe the whole picture, and a cell of sky is not "too bright" because it is sky.
   Names the table does not know are left out of the map rather than guessed at.
-- Cells too flat to judge (sky, studio backdrop) are unknown for impairments that need
-  detail to be seen (blur, smoothing) and never flagged for them.
-  Noise and banding are read there: flat areas are where they show.
+- The map works at the image's own pixels (up to `MAP_MAX_SIDE`), not at the critic's
+  scoring size: the whole-image MOS stays the critic's, judged as a viewer sees the
+  picture at screen size, but the map is a local detector, and noise, posterized levels
+  and a codec's 8-px grid are found at the pixels they were made at (a downscale
+  averages, blends and shifts them away).
+- Cells too flat to judge (sky, studio backdrop) are unknown for blur and never flagged
+  for it. Noise and banding are read there: flat areas are where they show. Smoothing
+  is judged there against the image's other flat cells (their floor is the grain itself).
 - Cells are judged against the image itself where fixed numbers would read content:
   "smoothing" is the map's own measure: real photos carry grain everywhere, so a textured
   cell whose noise floor lies far below the image's typical floor, or below that of the
@@ -32,7 +38,9 @@ Design choices:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -45,13 +53,24 @@ if TYPE_CHECKING:
     from PIL import Image
 
 DEFAULT_CELL = 64
-"""Cell side in pixels of the critic's working image (512 px for the signal critic):
-large enough for the signal critic's block statistics (8-px blocks, grids up to 16 px)."""
+"""Cell side in pixels of the map's working image (the image's own pixels up to
+`MAP_MAX_SIDE`): large enough for the signal critic's block statistics (8-px blocks,
+grids up to 16 px)."""
 DEFAULT_THRESHOLD = 1.0
 """Defect strength, in the signal critic's "clearly visible" units (1 = a moderate,
 obvious defect), from which a region is flagged."""
-MAP_MAX_SIDE = 512
-"""Working size for critics that name none."""
+SCORING_SIDE = 512
+"""The scoring size assumed for critics that name none (grain is read there when the map's
+working image has none to measure)."""
+MAP_MAX_SIDE = 1024
+"""Longer side (px) up to which an image is mapped at its own resolution; larger images
+are scaled down to it. The map's own, not the critic's scoring size: the whole-image MOS
+is judged as a viewer sees the picture at screen size, but the map is a local detector,
+and defects must be looked for at the pixels they were made at (a downscale averages
+noise away, blends posterized levels and moves a codec's 8-px grid off whole pixels).
+Cells keep their side in these pixels, so a 1024² image has four times the cells of a
+512² one, each covering the same number of the image's own pixels; 1024 keeps a 1024²
+map well under a second on one CPU thread."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +95,8 @@ class LocalRule:
 
 LOCAL_IMPAIRMENTS: dict[str, LocalRule] = {
     "blur": LocalRule(needs_detail=True),
-    "smoothing": LocalRule(needs_detail=True),
+    # flat cells are judged against the image's other flat cells (`_signal_cells`)
+    "smoothing": LocalRule(needs_detail=False),
     # the flattest blocks of dense texture (fur, foliage) read as noise up to ~0.5-1
     "noise": LocalRule(needs_detail=False, chance=0.5, spread="max"),
     "chroma_noise": LocalRule(needs_detail=False),
@@ -107,9 +127,12 @@ detail in."""
 SHARP_AS = 0.5
 """Edge width (px, Gaussian sigma) by which a cell may be blurrier than another and still
 count as equally sharp when their grain is compared."""
-MIN_GRAIN = 0.0005
-"""Typical noise floor (std, 0..1 units) an image needs for grain loss to be judged;
-below it (clean renders, heavily denoised files) there is no grain to lose."""
+MIN_GRAIN = 0.0001
+"""Typical noise floor (std, 0..1 units, a fortieth of an 8-bit code value) an image needs
+for grain loss to be judged; below it (clean float renders, heavily denoised files) there
+is no grain to lose. Low, as grain is read at the image's own pixels: a photo enlarged 2x
+keeps its grain at a fifth to a tenth of a code value (0.0003-0.0006 at the upper quartile
+of the package photos at 1024 px)."""
 BLOCK_PERIOD = 8
 """Codec block size looked for, px of the working image (JPEG's DCT blocks, the 8x
 latent grid of most image VAEs). A file scaled to the working size moves its grid off
@@ -124,11 +147,42 @@ BLOCK_CHANCE, BLOCK_SPAN = 1.15, 0.25
 further rise that makes blocking "clearly visible" (1): JPEG quality 11 reads 1.5-2.1."""
 WHITE_NOISE_SPAN = 2.0
 """How far (x) a cell's full-resolution noise reading may exceed its half-resolution one."""
+FLAT_PEERS = 16
+"""Flat cells an image needs (with grain, not clipped, not noisy) for its flat cells to be
+judged for smoothing against each other; with fewer, flat cells are unknown for it."""
 SMOOTHING_STOPS = 1.8
 """Grain loss, in stops below the image's typical floor, from which "smoothing" rises: it
 is "clearly visible" (1) about 0.9 stops further, at 2.7. Textured cells of clean photos
 stay within ~2.4 stops of the typical floor (the package photos' 1st percentile);
 digital blur and edge-preserving smoothing take 3-8 off."""
+PLANAR_EPS = 0.002
+"""|4-neighbour Laplacian| (luma, 0..1 units) below which a pixel is locally planar: flat
+or a straight ramp, with no fine structure of its own (half an 8-bit code value)."""
+STEP_EPS = 0.01
+"""|Laplacian| above which a pixel is a step (an edge the smoothing kept)."""
+STRUCTURE_DETAIL = 0.06
+"""Luma contrast (as `FLAT_DETAIL`) a cell needs for its fine structure to be judged: twice
+the flat bound, so a smooth painted surface with an edge or two (a wall, a door) is not
+taken for a smoothed area."""
+PLANAR_MIN_SHARE = 0.07
+"""Share of locally planar pixels a cell needs before it can read as smoothed: in a fine
+uniform texture (skimage's gravel, 1.5% planar) a few dozen planar pixels more than its
+peers are many robust SDs but no smoothed area (a clean gravel photo flagged 26% without it)."""
+PLANAR_CAP = 1.5
+"""Most that lost fine structure may say before the softplus: posterized or blurred areas are
+planar by tens of SDs, and cells holding a third of such an area must not flag the clean
+part of the cell (skimage's coins and brick: 5-9% flagged outside a posterized or blurred
+rectangle without it); the mask then needs most cells over a pixel to agree."""
+PLANAR_SPREAD_MIN = 0.2
+"""Least robust spread (logit) of the planar excess: in a grainy photo the grain breaks up
+every planar patch, the cells agree closely (0.12-0.16 on chelsea against 0.18-0.25
+elsewhere), and a small soft patch would read as many standard deviations off."""
+PLANAR_START, PLANAR_SPAN = 2.0, 0.8
+"""Robust z of a cell's planar excess (over the image's cells with as many steps) from which
+"smoothing" rises, and the further rise that makes it "clearly visible" (1). On the stereo
+motorcycles, which have no grain to lose, beauty-filtered and guided-filtered cells read a
+median z of 3.6-4.2 at 512 px; 2-5% of clean cells pass 2.5, scattered, so the mask's
+averaging over the cells over each pixel keeps them below the threshold."""
 
 
 @dataclass
@@ -136,8 +190,9 @@ class QualityMap:
     """Local quality of one image: grids `[rows, cols]` over overlapping cells.
 
     Cell (i, j) covers working-image pixels `row_starts[i] : row_starts[i] + cell` by
-    `col_starts[j] : col_starts[j] + cell`; the working image is the image scaled to
-    `work_size` (the critic's working size); masks come back at `image_size`.
+    `col_starts[j] : col_starts[j] + cell`; the working image is the image at its own
+    size, or scaled down to `work_size` when larger than the map's `max_side`; masks come
+    back at `image_size`.
     """
 
     image_size: tuple[int, int]
@@ -302,15 +357,24 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def _cut_cells(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """All cells of a `[C,h,w]` plane as one `[N,C,ch,cw]` batch: the cell columns are
-    gathered once, then each row of cells is one strided copy (a loop over rows of
-    cells, not cells: writing the batch is the cost, and this writes it in order)."""
-    c, h = plane.shape[:2]
-    strips = plane.index_select(2, (cols[:, None] + torch.arange(cell[1])).flatten()).view(c, h, len(cols), cell[1])
-    cells = plane.new_empty(len(rows), len(cols), c, cell[0], cell[1])
-    for i, top in enumerate(rows.tolist()):
-        cells[i].copy_(strips[:, top:top + cell[0]].permute(2, 0, 1, 3))
-    return cells.view(-1, c, cell[0], cell[1])
+    """All cells of a `[C,h,w]` plane as one `[N,C,ch,cw]` batch, written once: the cells
+    are a strided view of the plane (`unfold`), copied in one go where they are evenly
+    spaced, gathered by their starts where rounding made the spacing uneven."""
+    c = plane.shape[0]
+    steps = [_even_step(starts) for starts in (rows, cols)]
+    if all(steps):
+        view = plane.unfold(1, cell[0], steps[0]).unfold(2, cell[1], steps[1]).permute(1, 2, 0, 3, 4)
+        return view[:len(rows), :len(cols)].reshape(-1, c, cell[0], cell[1])
+    view = plane.unfold(1, cell[0], 1).unfold(2, cell[1], 1).permute(1, 2, 0, 3, 4)
+    return view[rows[:, None], cols[None]].reshape(-1, c, cell[0], cell[1])
+
+
+def _even_step(starts: torch.Tensor) -> int:
+    """The constant step between `starts` beginning at 0 (1 for a single start), or 0."""
+    if len(starts) == 1:
+        return 1
+    step = int(starts[1] - starts[0])
+    return step if int(starts[0]) == 0 and bool((starts.diff() == step).all()) else 0
 
 
 def _luma(image: torch.Tensor) -> torch.Tensor:
@@ -318,11 +382,24 @@ def _luma(image: torch.Tensor) -> torch.Tensor:
     return (0.299 * image[0] + 0.587 * image[1] + 0.114 * image[2])[None]
 
 
-def _detail(luma_cells: torch.Tensor) -> torch.Tensor:
-    """Luma contrast per cell `[N]` (standard deviation of 4x4-pixel means): how much
-    there is to judge. Coarse on purpose: blur and noise do not change it, so a blurred
-    cell is still judged and a noisy sky is still flat."""
-    return F.avg_pool2d(luma_cells, 4).flatten(1).std(1)
+def _detail(luma: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Luma contrast per cell `[N]` (standard deviation of the 4x4-pixel means that tile
+    the cell) from the `[1,h,w]` luma plane: how much there is to judge. Coarse on
+    purpose: blur and noise do not change it, so a blurred cell is still judged and a
+    noisy sky is still flat. The 4x4 means at every offset are pooled once, and each
+    cell's own tiles are picked from them (no copy of the cells)."""
+    means = F.avg_pool2d(luma[None], 4, stride=1)[0, 0]  # [h-3, w-3]
+    ys = rows[:, None] + 4 * torch.arange(cell[0] // 4)  # [rows, tiles]
+    xs = cols[:, None] + 4 * torch.arange(cell[1] // 4)
+    tiles = means[ys[:, :, None, None], xs[None, None]]  # [rows, tiles, cols, tiles]
+    return tiles.permute(0, 2, 1, 3).flatten(2).std(2).flatten()
+
+
+def _box_sums(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Sum of a `[h,w]` plane over each cell `[N]`, from its integral image (float64)."""
+    integral = F.pad(plane.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
+    y0, y1, x0, x1 = rows[:, None], rows[:, None] + cell[0], cols[None], cols[None] + cell[1]
+    return (integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]).flatten()
 
 
 def _check_cell(cell: Any, stride: Any) -> tuple[int, int]:
@@ -341,21 +418,26 @@ def quality_map(
     *,
     cell: int = DEFAULT_CELL,
     stride: int | None = None,
+    max_side: int = MAP_MAX_SIDE,
     batch_size: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> list[QualityMap]:
     """One `QualityMap` per image (anything `visualcritic_core.images` accepts).
 
     cell: cell side in pixels of the working image; stride: step between cells
-    (default cell/4, so each pixel is judged by up to 16 cells). The signal critic is
-    used natively (all cells of an image in one batch of measurements); other critics
-    score the cells as a batch of images (`batch_size` cells at a time). `progress` is
+    (default cell/4, so each pixel is judged by up to 16 cells); max_side: the working
+    image's longer side at most (the image's own resolution below it, whatever size the
+    critic scores whole images at). The signal critic is used natively (all cells of an
+    image in one batch of measurements); other critics score the cells as a batch of
+    images (`batch_size` cells at a time; a slow critic may want `max_side=512`, a
+    quarter of the cells of a 1024² map). `progress` is
     called with the number of images done; raising from it cancels (as in `Critic.score`).
     """
     if not callable(getattr(critic, "score", None)):
         raise TypeError(f"critic must be a Critic (see load_critic), got {type(critic).__name__}")
     cell, stride = _check_cell(cell, stride)
-    max_side = getattr(critic, "max_side", None) or MAP_MAX_SIDE
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < cell:
+        raise ValueError(f"max_side must be an integer of at least the cell side ({cell}), got {max_side!r}")
     native = all(callable(getattr(critic, name, None)) for name in ("measure", "impairments", "attributes"))
     maps = []
     with torch.inference_mode():
@@ -364,17 +446,17 @@ def quality_map(
             if image.shape[-1] * image.shape[-2] == 0:
                 raise ImageInputError(f"image {index} is empty ({tuple(image.shape[-2:])})")
             work = resize_to_fit(image[None], max_side, 32)[0].clamp(0, 1)
-            h, w = work.shape[-2:]
-            size = (min(cell, h), min(cell, w))
-            rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
-            cells = _cut_cells(work, rows, cols, size)
-            luma_cells = _cut_cells(_luma(work), rows, cols, size)
-            shape = (len(rows), len(cols))
-            flat = (_detail(luma_cells) < FLAT_DETAIL).view(shape)
+            grid = _cut(work, cell, stride)
             if native:
-                mos, impairments, attributes = _signal_cells(critic, cells, luma_cells, rows, cols, flat)
+                scoring_side = getattr(critic, "max_side", None) or SCORING_SIDE
+                coarse = None
+                if max(work.shape[-2:]) > scoring_side:  # cut only if needed
+                    coarse = partial(_cut, resize_to_fit(work[None], scoring_side, 32)[0].clamp(0, 1), cell, stride)
+                mos, impairments, attributes = _signal_cells(critic, grid, coarse)
             else:
-                mos, impairments, attributes = _scored_cells(critic, cells, shape, flat, batch_size)
+                mos, impairments, attributes = _scored_cells(critic, grid.cells, grid.shape, grid.flat, batch_size)
+            h, w = work.shape[-2:]
+            rows, cols, size, flat = grid.rows, grid.cols, grid.size, grid.flat
             maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
                                    row_starts=rows, col_starts=cols, mos=mos, impairments=impairments,
                                    attributes=attributes, flat=flat, critic=getattr(critic, "spec", "")))
@@ -383,60 +465,203 @@ def quality_map(
     return maps
 
 
-def _signal_cells(critic: Any, cells: torch.Tensor, luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                  flat: torch.Tensor):
+@dataclass
+class _Cells:
+    """A working image cut into cells: where they start, the cells as one batch, the
+    image's luma plane, and which cells are too flat to judge detail in."""
+
+    work: tuple[int, int]
+    rows: torch.Tensor
+    cols: torch.Tensor
+    size: tuple[int, int]
+    cells: torch.Tensor
+    luma: torch.Tensor
+    detail: torch.Tensor
+    flat: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), len(self.cols)
+
+
+def _cut(work: torch.Tensor, cell: int, stride: int) -> _Cells:
+    h, w = work.shape[-2:]
+    size = (min(cell, h), min(cell, w))
+    rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
+    luma = _luma(work)
+    detail = _detail(luma, rows, cols, size).view(len(rows), len(cols))
+    return _Cells((h, w), rows, cols, size, _cut_cells(work, rows, cols, size), luma, detail, detail < FLAT_DETAIL)
+
+
+def _local_noise(critic: Any, m: dict[str, torch.Tensor], shape: tuple[int, int]) -> torch.Tensor | None:
+    """The cells' noise impairment above its chance level, as far as the half-resolution
+    reading backs it (`_white_noise`); None if the critic has no noise."""
+    if "noise" not in m:
+        return None
+    judged = critic.impairments({**m, "noise": _white_noise(m)} if "coarse_noise" in m else m)
+    if "noise" not in judged:
+        return None
+    return (judged["noise"].float().cpu().view(shape) - LOCAL_IMPAIRMENTS["noise"].chance).clamp_min(0)
+
+
+def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells):
+    """Grain loss per cell: (stops lost against the image's typical floor, or None
+    without grain to lose; "smoothing" before its softplus, NaN where unknown)."""
+    shape = grid.shape
+    # the typical floor is read where there is detail and no noise beyond chance: a
+    # noisy third of the image must not make the clean rest look smoothed
+    noisy = noise > 0 if noise is not None else torch.zeros_like(grid.flat)
+    floors = m["noise"].float().cpu().view(shape)
+    lost = _grain_lost(floors, grid.flat | noisy)
+    smoothed = torch.full_like(floors, math.nan)
+    if lost is not None:
+        textured = lost
+        if "edge_width" in m:
+            textured = torch.maximum(lost, _grain_lost_among_as_sharp(
+                floors, m["edge_width"].float().cpu().view(shape), grid.flat | noisy))
+        smoothed = torch.where(grid.flat, smoothed, textured - SMOOTHING_STOPS)
+    # flat cells against the flat cells' own floor: there the floor IS the grain (no
+    # texture leaks into it), so a smoothed patch of sky stands out; clipped cells
+    # (blown highlights, crushed shadows) have none to lose
+    unfit = ~grid.flat | noisy | _clipped(grid).view(shape)
+    flat_lost = _grain_lost(floors, unfit, min_cells=FLAT_PEERS)
+    if flat_lost is not None:
+        smoothed = torch.where(grid.flat & ~unfit, flat_lost - _flat_start(floors, unfit), smoothed)
+    return lost, smoothed
+
+
+def _resampled(values: torch.Tensor, source: _Cells, target: _Cells) -> torch.Tensor:
+    """A `source` cell grid read at `target`'s cells: per target cell, the source cell
+    whose centre lies nearest its centre (both grids cut from one image at two sizes)."""
+    index = []
+    for s_starts, t_starts, s_cell, t_cell, scale in (
+            (source.rows, target.rows, source.size[0], target.size[0], source.work[0] / target.work[0]),
+            (source.cols, target.cols, source.size[1], target.size[1], source.work[1] / target.work[1])):
+        centres = (t_starts + t_cell / 2) * scale
+        index.append((centres[:, None] - (s_starts + s_cell / 2)[None]).abs().argmin(1))
+    return values[index[0][:, None], index[1][None]]
+
+
+def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None = None):
     """The signal critic's own measurements on every cell at once, and the map's own
-    (smoothing, blocking)."""
-    shape = (len(rows), len(cols))
-    m = critic.measure(cells)
+    (smoothing, blocking). Grain is read at the map's working size; where it has none to
+    measure there (an upscaled image spreads its grain over several pixels) but `coarse`
+    gives the image at the critic's scoring size, it is read there instead."""
+    shape = grid.shape
+    m = critic.measure(grid.cells)
     judged = critic.impairments(m)
-    if "noise" in judged and "coarse_noise" in m:
-        judged["noise"] = critic.impairments({**m, "noise": _white_noise(m)})["noise"]
     local = {}
     for name, value in judged.items():
         if name in LOCAL_IMPAIRMENTS:
             local[name] = (value.float().cpu().view(shape) - LOCAL_IMPAIRMENTS[name].chance).clamp_min(0)
-    local["blocking"] = ((_blocking(luma_cells, rows, cols) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
+    noise = _local_noise(critic, m, shape)
+    if noise is not None and "noise" in local:
+        local["noise"] = noise
+    local["blocking"] = ((_blocking(grid) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
-        # the typical floor is read where there is detail and no noise beyond chance: a
-        # noisy third of the image must not make the clean rest look smoothed
-        noisy = local["noise"] > 0 if "noise" in local else torch.zeros_like(flat)
-        floors = m["noise"].float().cpu().view(shape)
-        lost = _grain_lost(floors, flat | noisy)
-        if lost is not None:
-            smoothed = lost
-            if "edge_width" in m:
-                smoothed = torch.maximum(lost, _grain_lost_among_as_sharp(
-                    floors, m["edge_width"].float().cpu().view(shape), flat | noisy))
-            local["smoothing"] = 0.5 * F.softplus((smoothed - SMOOTHING_STOPS) / 0.5)
-            if "blur" in local:
-                # blur that kept the grain is optical (depth of field), not damage: it counts
-                # from 2 stops of grain lost, fully from 4 (the lens and then JPEG take 1-3 off
-                # defocused areas, digital blur 4-8)
-                local["blur"] = local["blur"] * ((lost - 2) / 2).clamp(0, 1)
+        lost, smoothed = _grain(m, noise, grid)
+        if lost is None and coarse is not None:
+            small = coarse()
+            m_small = critic.measure(small.cells)
+            lost_small, smoothed_small = _grain(m_small, _local_noise(critic, m_small, small.shape), small)
+            if lost_small is not None:
+                lost = _resampled(lost_small, small, grid)
+                smoothed = _resampled(smoothed_small, small, grid)
+        planar = _structure_lost(grid, m, noise)
+        if planar is not None:
+            smoothed = torch.where(grid.flat, smoothed, torch.fmax(smoothed, planar.clamp_max(PLANAR_CAP)))
+        if not smoothed.isnan().all():
+            smoothing = 0.5 * F.softplus(smoothed / 0.5)
+            # flat cells read alike (grain is grain), so among them one disagreeing
+            # neighbour shows where the smoothed area ends; textured cells vary too much
+            local["smoothing"] = torch.where(grid.flat, _eroded(smoothing.masked_fill(~grid.flat, math.nan)),
+                                             smoothing)
+        if lost is not None and "blur" in local:
+            # blur that kept the grain is optical (depth of field), not damage: it counts
+            # from 2 stops of grain lost, fully from 4 (the lens and then JPEG take 1-3 off
+            # defocused areas, digital blur 4-8)
+            local["blur"] = local["blur"] * ((lost - 2) / 2).clamp(0, 1)
     if "banding" in local:
         # read from the histogram of a few rows of the cell: a lone cell of crushed shadow
         # can miss levels by chance, a banded area shows in overlapping cells
         local["banding"] = _opened(local["banding"])
     for name, rule in LOCAL_IMPAIRMENTS.items():
         if rule.needs_detail and name in local:
-            local[name] = local[name].masked_fill(flat, math.nan)
+            local[name] = local[name].masked_fill(grid.flat, math.nan)
     pooled = torch.sqrt(sum(v.nan_to_num(nan=0.0) ** 2 for v in local.values()))
     mos = (1 + 4 * torch.exp(-pooled / 2)).clamp(1, 5)
     attributes = {k: v.float().cpu().view(shape) for k, v in critic.attributes(m).items() if k in LOCAL_ATTRIBUTES}
     return mos, local, attributes
 
 
-def _blocking(luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+def _structure_lost(grid: _Cells, m: dict[str, torch.Tensor], noise: torch.Tensor | None) -> torch.Tensor | None:
+    """Fine-structure loss per cell (before "smoothing"'s softplus; NaN where unknown).
+
+    Edge-preserving smoothing (a beauty filter, a guided filter) keeps the strong edges
+    and flattens what lies between them (thin lines, low-contrast edges, small detail):
+    flat patches between steps, even where there was no grain to lose. So a cell is
+    compared with the image's cells that have as many steps (pixels whose |Laplacian|
+    exceeds `STEP_EPS`, within half a logit): its share of locally planar pixels
+    (`PLANAR_EPS`) above theirs, in robust standard deviations (1.4826 MAD), from
+    `PLANAR_START`. Naturally soft content (a defocused background, a glossy surface) has
+    few steps and is judged against cells that have few too. Read only in textured,
+    unclipped, noise-free cells at most `SHARP_AS` px blurrier than the image's median
+    cell (blur is its own impairment). None without `FLAT_PEERS` such cells or an edge
+    width. One median per quarter-logit step of the step share (a few dozen), not per cell."""
+    if "edge_width" not in m:
+        return None
+    shape = grid.shape
+    width = m["edge_width"].float().cpu().view(shape)
+    fit = (grid.detail >= STRUCTURE_DETAIL) & ~_clipped(grid).view(shape)
+    if noise is not None:
+        fit &= noise <= 0
+    if int(fit.sum()) < FLAT_PEERS:
+        return None
+    fit &= width <= width[fit].median() + SHARP_AS
+    if int(fit.sum()) < FLAT_PEERS:
+        return None
+    luma = grid.luma[0]
+    lap = torch.zeros_like(luma)
+    lap[1:-1, 1:-1] = luma[1:-1, 2:] + luma[1:-1, :-2] + luma[2:, 1:-1] + luma[:-2, 1:-1] - 4 * luma[1:-1, 1:-1]
+
+    def share(pixels: torch.Tensor, low: float) -> torch.Tensor:
+        fraction = _box_sums(pixels, grid.rows, grid.cols, grid.size) / (grid.size[0] * grid.size[1])
+        return torch.logit(fraction.float().clamp(low, 1 - low)).view(shape)
+
+    planar = share(lap.abs() < PLANAR_EPS, 0.01)
+    steps = share(lap.abs() > STEP_EPS, 0.005)
+    excess = torch.full_like(planar, math.nan)
+    bins = torch.round(steps / 0.25)
+    for level in bins[fit].unique().tolist():
+        peers = fit & ((steps - level * 0.25).abs() <= 0.5)
+        if int(peers.sum()) >= 8:
+            here = bins == level
+            excess[here] = planar[here] - planar[peers].median()
+    known = fit & ~excess.isnan()
+    if int(known.sum()) < FLAT_PEERS:
+        return None
+    z = excess / (1.4826 * (excess[known] - excess[known].median()).abs().median()).clamp_min(PLANAR_SPREAD_MIN)
+    too_few = planar < math.log(PLANAR_MIN_SHARE / (1 - PLANAR_MIN_SHARE))
+    return ((z - PLANAR_START) / PLANAR_SPAN).masked_fill(~known | too_few, math.nan)
+
+
+def _blocking(grid: _Cells) -> torch.Tensor:
     """Codec block-grid strength per cell `[N]`: the mean luma step across the image's
     8-px block boundaries over the mean step at all gaps (1 for natural content), the
     weaker of the two directions. Which gap of 8 is the boundary is decided once for the
     whole image (the phase most cells agree on, by their upper decile) and read in the
     image's own coordinates: a 64-px cell alone has too few periods to tell a codec grid
-    from texture that happens to repeat (stripes, fabric)."""
-    luma = luma_cells[:, 0]
-    across = (luma[:, :, 1:] - luma[:, :, :-1]).abs().mean(1)  # [N, cw-1] per column gap
-    down = (luma[:, 1:] - luma[:, :-1]).abs().mean(2)  # [N, ch-1] per row gap
+    from texture that happens to repeat (stripes, fabric). The per-cell step profiles
+    come from running sums over the image's own step planes (no copy of the cells)."""
+    luma, rows, cols, (ch, cw) = grid.luma[0].double(), grid.rows, grid.cols, grid.size
+    # mean step at each column gap over each cell's rows: [rows, w-1] -> [rows, cols, cw-1]
+    steps = F.pad((luma[:, 1:] - luma[:, :-1]).abs().cumsum(0), (0, 0, 1, 0))
+    per_row = (steps[rows + ch] - steps[rows]) / ch
+    across = per_row[:, cols[:, None] + torch.arange(cw - 1)].flatten(0, 1)  # [N, cw-1]
+    # mean step at each row gap over each cell's columns: [h-1, cols] -> [rows, cols, ch-1]
+    steps = F.pad((luma[1:] - luma[:-1]).abs().cumsum(1), (1, 0))
+    per_col = (steps[:, cols + cw] - steps[:, cols]) / cw
+    down = per_col[rows[:, None] + torch.arange(ch - 1)].permute(0, 2, 1).flatten(0, 1)  # [N, ch-1]
     cx, cy = cols.repeat(len(rows)), rows.repeat_interleave(len(cols))
     strength = []
     for profile, starts in ((across, cx), (down, cy)):
@@ -446,7 +671,7 @@ def _blocking(luma_cells: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) 
         ratio = (sums / counts.clamp_min(1) + BLOCK_EPS) / (profile.mean(1, keepdim=True) + BLOCK_EPS)  # [N, 8]
         boundary = torch.quantile(ratio, 0.9, dim=0).argmax()
         strength.append(ratio[:, boundary])
-    return torch.minimum(*strength)
+    return torch.minimum(*strength).float()
 
 
 def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -456,6 +681,18 @@ def _white_noise(m: dict[str, torch.Tensor]) -> torch.Tensor:
     pixel-scale pattern (dither, demosaicing, halftone, fine fabric) in a few cells of
     a scanned photo, not noise."""
     return torch.minimum(m["noise"], WHITE_NOISE_SPAN * m["coarse_noise"])
+
+
+def _eroded(grid: torch.Tensor) -> torch.Tensor:
+    """Each cell keeps at most the weakest reading of the known cells around it (3x3):
+    grain loss is read from a cell's flattest fifth of blocks, so a cell reads smoothed
+    when a fifth of it is, and the flagged area would grow most of a cell past a
+    smoothed (or blurred) one."""
+    if min(grid.shape) < 3:
+        return grid
+    x = grid[None, None].nan_to_num(nan=math.inf)
+    low = -F.max_pool2d(F.pad(-x, (1, 1, 1, 1), value=-math.inf), 3, stride=1)
+    return low[0, 0].masked_fill(grid.isnan(), math.nan)
 
 
 def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
@@ -470,7 +707,26 @@ def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
     return high[0, 0].clamp_min(0).masked_fill(grid.isnan(), math.nan)
 
 
-def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None:
+def _clipped(grid: _Cells) -> torch.Tensor:
+    """Cells `[N]` with more than 5% of their pixels at the ends of the range (no grain
+    can show there)."""
+    luma = grid.luma[0]
+    share = _box_sums((luma <= 1 / 255) | (luma >= 254 / 255), grid.rows, grid.cols, grid.size)
+    return share / (grid.size[0] * grid.size[1]) > 0.05
+
+
+def _flat_start(noise: torch.Tensor, unfit: torch.Tensor) -> float:
+    """Stops of grain loss from which a flat cell's "smoothing" rises: `SMOOTHING_STOPS`,
+    or more where the image's flat floors themselves spread widely (three robust standard
+    deviations, 1.4826 MAD): flat floors of one image normally agree within a fraction of
+    a stop (grain is grain); where they do not (a sky that JPEG flattened in some blocks
+    only), a low one is no sign of smoothing."""
+    floor = torch.log2(noise[~unfit].clamp_min(1e-7))
+    mad = float((floor - floor.median()).abs().median())
+    return max(SMOOTHING_STOPS, 3 * 1.4826 * mad)
+
+
+def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor, min_cells: int = 4) -> torch.Tensor | None:
     """Stops (log2) by which each cell's noise floor lies below the image's typical floor
     (the median over the cells not `unfit` to set it), or None when the image has no
     grain to lose. Whether there is grain is asked of the upper quartile: smoothing or
@@ -478,7 +734,7 @@ def _grain_lost(noise: torch.Tensor, unfit: torch.Tensor) -> torch.Tensor | None
     not lose its grain test (and with it the depth-of-field test for blur) because a
     tenth of it was damaged."""
     textured = noise[~unfit]
-    if textured.numel() < 4 or float(textured.quantile(0.75)) < MIN_GRAIN:
+    if textured.numel() < min_cells or float(textured.quantile(0.75)) < MIN_GRAIN:
         return None
     typical = max(float(textured.median()), MIN_GRAIN)
     return torch.log2(typical / noise.clamp_min(typical / 256)).clamp_min(0)
@@ -605,5 +861,6 @@ def _region_labels(qmap: QualityMap, mask: torch.Tensor, size: tuple[int, int]) 
     return labels
 
 
-__all__ = ["DEFAULT_CELL", "DEFAULT_THRESHOLD", "GLOBAL_IMPAIRMENTS", "LOCAL_IMPAIRMENTS", "LocalRule", "QualityMap",
+__all__ = ["DEFAULT_CELL", "DEFAULT_THRESHOLD", "GLOBAL_IMPAIRMENTS", "LOCAL_IMPAIRMENTS", "LocalRule", "MAP_MAX_SIDE",
+           "QualityMap",
            "quality_map", "render_heatmap"]

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..images import load_image
-from ..maps import DEFAULT_CELL, DEFAULT_THRESHOLD, quality_map, render_heatmap
+from ..maps import DEFAULT_CELL, DEFAULT_THRESHOLD, MAP_MAX_SIDE, quality_map, render_heatmap
 from .score import add_critic_arguments, error, files_and_critic
 
 
@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help=f"defect strength flagged, 1 = clearly visible (default {DEFAULT_THRESHOLD:g})")
     parser.add_argument("--cell", type=int, default=DEFAULT_CELL,
-                        help=f"cell side in pixels of the critic's working image (default {DEFAULT_CELL})")
+                        help=f"cell side in pixels of the map's working image (default {DEFAULT_CELL})")
+    parser.add_argument("--max-side", type=int, default=MAP_MAX_SIDE, metavar="PX",
+                        help="map images at their own resolution up to this longer side, larger ones scaled "
+                             f"down to it (default {MAP_MAX_SIDE}; the critic's whole-image size does not apply)")
     parser.add_argument("--dilate", type=int, default=0, metavar="PX",
                         help="grow the mask by this many pixels (a margin for inpainting)")
     parser.add_argument("--json", action="store_true", help="print each image's grids (one JSON object per line)")
@@ -44,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.threshold > 0:
         error(f"--threshold must be positive, got {args.threshold}")
         return 2
+    if args.max_side < args.cell:
+        error(f"--max-side must be at least the cell side ({args.cell} px), got {args.max_side}")
+        return 2
     ready = files_and_critic(args)
     if ready is None:
         return 2
@@ -55,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     for (name, path), stem in zip(files, _unique_stems(files)):
         try:
             image = load_image(path, min_side=getattr(critic, "min_side", 1))
-            qmap = quality_map(critic, [image], cell=args.cell, batch_size=args.batch_size)[0]
+            qmap = quality_map(critic, [image], cell=args.cell, max_side=args.max_side,
+                               batch_size=args.batch_size)[0]
             mask = qmap.defect_mask(args.threshold, dilate=args.dilate)
         except ValueError as err:  # ImageInputError names the file itself; Failures drops the repeat
             failures.add(name, str(err))
