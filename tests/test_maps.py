@@ -15,7 +15,7 @@ from visualcritic_core.cli import main
 from visualcritic_core.critics.base import Critic
 from visualcritic_core.damage import PHOTO_NAMES, REGION_KINDS, apply_damage, damage_region, sample_photos
 from visualcritic_core.images import ImageInputError
-from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, quality_map, render_heatmap
+from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, LABELS, _region_labels, quality_map, render_heatmap
 from visualcritic_core.report import QualityReport
 
 
@@ -130,13 +130,22 @@ def test_pixel_scale_patterns_are_not_noise_but_noise_is(signal):
     assert noise[:, 256:].float().mean() > 0.9 and noise[:, :128].float().mean() < 0.02
 
 
-def test_the_worst_impairment_is_named_where_the_damage_is(signal, photos):
-    image, truth = damage_region(photos["motorcycle_left"], "gaussian_noise")
+@pytest.mark.parametrize("name, kind, named", [
+    ("motorcycle_left", "gaussian_noise", "noise"),
+    ("coffee", "gaussian_blur", "blur"),  # blur loses the grain too: still named blur, not smoothed
+    ("coffee", "posterize", "banding"),  # plateaus are planar: banding, not smoothed
+    ("astronaut", "smoothing", "smoothing"),  # a beauty filter keeps the edges: smoothed
+])
+def test_the_worst_impairment_is_named_where_the_damage_is(signal, photos, name, kind, named):
+    image, truth = damage_region(photos[name], kind)
     qmap = quality_map(signal, [image])[0]
     rows, cols = qmap.grid_shape
     inside = [qmap.worst[i][j] for i in range(rows) for j in range(cols)
               if truth[qmap.row_starts[i] + 32, qmap.col_starts[j] + 32] and qmap.severity[i, j] >= 1]
-    assert inside and max(set(inside), key=inside.count) == "noise"
+    assert inside and max(set(inside), key=inside.count) == named, inside
+    labels = _region_labels(qmap, qmap.defect_mask(), tuple(truth.shape))
+    here = [text for text, (x, y) in labels if truth[y, x]]
+    assert here and set(here) == {LABELS[named]} and len(labels) <= 3, labels  # a label per region, not per peak
     assert not GLOBAL_IMPAIRMENTS & set(qmap.impairments)  # exposure, colour, halos: whole-image matters
 
 

@@ -168,6 +168,11 @@ PLANAR_MIN_SHARE = 0.07
 """Share of locally planar pixels a cell needs before it can read as smoothed: in a fine
 uniform texture (skimage's gravel, 1.5% planar) a few dozen planar pixels more than its
 peers are many robust SDs but no smoothed area (a clean gravel photo flagged 26% without it)."""
+EXPLAINS = 0.25
+"""Reading (a quarter of clearly visible) from which another impairment names a cell whose
+worst reading is smoothing: lost grain or fine structure is the smoothing's only evidence,
+and blur (soft edges), posterization (plateaus) and JPEG (stripped grain) leave it too; a
+beauty filter leaves nothing else."""
 PLANAR_CAP = 1.5
 """Most that lost fine structure may say before the softplus: posterized or blurred areas are
 planar by tens of SDs, and cells holding a third of such an area must not flag the clean
@@ -224,13 +229,26 @@ class QualityMap:
     @property
     def worst(self) -> list[list[str | None]]:
         """Name of the worst impairment per cell (None where none is known)."""
+        names = list(self.impairments)
+        index = self.worst_index().tolist()
+        return [[names[k] if k >= 0 else None for k in ks] for ks in index]
+
+    def worst_index(self) -> torch.Tensor:
+        """`[rows, cols]` index into `impairments` of each cell's worst one (-1: none known).
+        A cell whose worst reading is smoothing is named by its next-worst impairment where
+        that reads at least `EXPLAINS` (it explains the lost grain: see there)."""
         if not self.impairments:
-            return [[None] * self.mos.shape[1] for _ in range(self.mos.shape[0])]
+            return torch.full(self.mos.shape, -1, dtype=torch.long)
         names = list(self.impairments)
         stacked = torch.stack(list(self.impairments.values())).nan_to_num(nan=-math.inf)
         best, index = stacked.max(0)
-        return [[names[k] if math.isfinite(v) else None for k, v in zip(ks, vs)]
-                for ks, vs in zip(index.tolist(), best.tolist())]
+        if "smoothing" in names and len(names) > 1:
+            k = names.index("smoothing")
+            other_best, other = torch.cat([stacked[:k], stacked[k + 1:]]).max(0)
+            other = other + (other >= k).long()  # back to indices into names
+            explained = (index == k) & (other_best >= EXPLAINS)
+            index = torch.where(explained, other, index)
+        return index.masked_fill(~torch.isfinite(best), -1)
 
     def defect_map(self, impairment: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> torch.Tensor:
         """Defect strength per pixel `[H,W]` at the image's own resolution (float, the
@@ -844,20 +862,28 @@ def render_heatmap(image: Any, qmap: QualityMap, threshold: float = DEFAULT_THRE
 
 
 def _region_labels(qmap: QualityMap, mask: torch.Tensor, size: tuple[int, int]) -> list[tuple[str, tuple[int, int]]]:
-    """Labels for the flagged regions: the worst impairment's name at each cell whose defect
-    strength is the highest within about two cells around it, and flagged."""
-    severity = qmap.severity
-    window = 2 * max(1, round(2 * qmap.cell[0] / max(1, _stride(qmap.row_starts) or qmap.cell[0]))) + 1
-    peaks = F.max_pool2d(severity[None, None], window, stride=1, padding=window // 2)[0, 0]
-    worst = qmap.worst
+    """One label per flagged region (8-connected cells whose centres the mask covers), at its
+    worst cell: the impairment worst in most of its cells (the worst cell alone may read
+    another defect than the region it tops)."""
     h, w = size
     sy, sx = h / qmap.work_size[0], w / qmap.work_size[1]
-    labels = []
-    for i, j in (severity.eq(peaks) & (severity > 0)).nonzero().tolist():  # a handful of peaks
-        y = int((qmap.row_starts[i] + qmap.cell[0] / 2) * sy)
-        x = int((qmap.col_starts[j] + qmap.cell[1] / 2) * sx)
-        if mask[min(y, h - 1), min(x, w - 1)] and worst[i][j] is not None:
-            labels.append((LABELS.get(worst[i][j], worst[i][j]), (x, y)))
+    ys = ((qmap.row_starts + qmap.cell[0] / 2) * sy).long().clamp_max(h - 1)
+    xs = ((qmap.col_starts + qmap.cell[1] / 2) * sx).long().clamp_max(w - 1)
+    index = qmap.worst_index()
+    flagged = mask[ys[:, None], xs[None]] & (index >= 0)
+    # connected regions: every flagged cell takes the largest id around it until none changes
+    ids = torch.arange(1, flagged.numel() + 1, dtype=torch.float32).view(flagged.shape) * flagged
+    while True:
+        grown = F.max_pool2d(ids[None, None], 3, stride=1, padding=1)[0, 0] * flagged
+        if torch.equal(grown, ids):
+            break
+        ids = grown
+    names, severity, labels = list(qmap.impairments), qmap.severity, []
+    for region in ids[flagged].unique().tolist():  # a handful of regions
+        cells = ids == region
+        name = names[int(torch.bincount(index[cells], minlength=len(names)).argmax())]
+        i, j = divmod(int(severity.masked_fill(~cells, -1.0).argmax()), severity.shape[1])
+        labels.append((LABELS.get(name, name), (int(xs[j]), int(ys[i]))))
     return labels
 
 
