@@ -473,11 +473,9 @@ def quality_map(
                 mos, impairments, attributes = _signal_cells(critic, grid, coarse)
             else:
                 mos, impairments, attributes = _scored_cells(critic, grid.cells, grid.shape, grid.flat, batch_size)
-            h, w = work.shape[-2:]
-            rows, cols, size, flat = grid.rows, grid.cols, grid.size, grid.flat
-            maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=(h, w), cell=size,
-                                   row_starts=rows, col_starts=cols, mos=mos, impairments=impairments,
-                                   attributes=attributes, flat=flat, critic=getattr(critic, "spec", "")))
+            maps.append(QualityMap(image_size=tuple(image.shape[-2:]), work_size=grid.work, cell=grid.size,
+                                   row_starts=grid.rows, col_starts=grid.cols, mos=mos, impairments=impairments,
+                                   attributes=attributes, flat=grid.flat, critic=getattr(critic, "spec", "")))
             if progress is not None:
                 progress(len(maps))
     return maps
@@ -486,7 +484,8 @@ def quality_map(
 @dataclass
 class _Cells:
     """A working image cut into cells: where they start, the cells as one batch, the
-    image's luma plane, and which cells are too flat to judge detail in."""
+    image's luma plane, which cells are too flat to judge detail in, and which are clipped
+    (`_clipped`)."""
 
     work: tuple[int, int]
     rows: torch.Tensor
@@ -496,6 +495,7 @@ class _Cells:
     luma: torch.Tensor
     detail: torch.Tensor
     flat: torch.Tensor
+    clipped: torch.Tensor
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -507,8 +507,10 @@ def _cut(work: torch.Tensor, cell: int, stride: int) -> _Cells:
     size = (min(cell, h), min(cell, w))
     rows, cols = _cell_starts(h, size[0], stride), _cell_starts(w, size[1], stride)
     luma = _luma(work)
-    detail = _detail(luma, rows, cols, size).view(len(rows), len(cols))
-    return _Cells((h, w), rows, cols, size, _cut_cells(work, rows, cols, size), luma, detail, detail < FLAT_DETAIL)
+    shape = (len(rows), len(cols))
+    detail = _detail(luma, rows, cols, size).view(shape)
+    return _Cells((h, w), rows, cols, size, _cut_cells(work, rows, cols, size), luma, detail, detail < FLAT_DETAIL,
+                  _clipped(luma, rows, cols, size).view(shape))
 
 
 def _local_noise(critic: Any, m: dict[str, torch.Tensor], shape: tuple[int, int]) -> torch.Tensor | None:
@@ -541,7 +543,7 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells)
     # flat cells against the flat cells' own floor: there the floor IS the grain (no
     # texture leaks into it), so a smoothed patch of sky stands out; clipped cells
     # (blown highlights, crushed shadows) have none to lose
-    unfit = ~grid.flat | noisy | _clipped(grid).view(shape)
+    unfit = ~grid.flat | noisy | grid.clipped
     flat_lost = _grain_lost(floors, unfit, min_cells=FLAT_PEERS)
     if flat_lost is not None:
         smoothed = torch.where(grid.flat & ~unfit, flat_lost - _flat_start(floors, unfit), smoothed)
@@ -630,7 +632,7 @@ def _structure_lost(grid: _Cells, m: dict[str, torch.Tensor], noise: torch.Tenso
         return None
     shape = grid.shape
     width = m["edge_width"].float().cpu().view(shape)
-    fit = (grid.detail >= STRUCTURE_DETAIL) & ~_clipped(grid).view(shape)
+    fit = (grid.detail >= STRUCTURE_DETAIL) & ~grid.clipped
     if noise is not None:
         fit &= noise <= 0
     if int(fit.sum()) < FLAT_PEERS:
@@ -725,12 +727,11 @@ def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
     return high[0, 0].clamp_min(0).masked_fill(grid.isnan(), math.nan)
 
 
-def _clipped(grid: _Cells) -> torch.Tensor:
-    """Cells `[N]` with more than 5% of their pixels at the ends of the range (no grain
-    can show there)."""
-    luma = grid.luma[0]
-    share = _box_sums((luma <= 1 / 255) | (luma >= 254 / 255), grid.rows, grid.cols, grid.size)
-    return share / (grid.size[0] * grid.size[1]) > 0.05
+def _clipped(luma: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Cells `[N]` of the `[1,h,w]` luma plane with more than 5% of their pixels at the
+    ends of the range (no grain can show there)."""
+    share = _box_sums((luma[0] <= 1 / 255) | (luma[0] >= 254 / 255), rows, cols, cell)
+    return share / (cell[0] * cell[1]) > 0.05
 
 
 def _flat_start(noise: torch.Tensor, unfit: torch.Tensor) -> float:
