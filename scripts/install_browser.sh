@@ -10,5 +10,5 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 $SUDO apt-get update -q
-$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
 command -v chromium >/dev/null && command -v chromedriver >/dev/null
