@@ -155,6 +155,12 @@ SMOOTHING_STOPS = 1.8
 is "clearly visible" (1) about 0.9 stops further, at 2.7. Textured cells of clean photos
 stay within ~2.4 stops of the typical floor (the package photos' 1st percentile);
 digital blur and edge-preserving smoothing take 3-8 off."""
+TEXTURE_GAP = 2.0
+"""Stops by which the textured cells' median noise floor may lie above the flat cells' and
+still be grain (`_floors_are_texture`): texture leaks into a textured cell's floor, by
+0.1-1.5 stops in the package photos at 512-1024 px and 0.1-1.0 in skimage's grey photos;
+16 of the 21 generated pictures (`signal_calibration.GENERATED_PHOTOS`) with flat cells
+whose clean area was flagged smoothed (2-27 %) read 2.7-12 stops."""
 PLANAR_EPS = 0.002
 """|4-neighbour Laplacian| (luma, 0..1 units) below which a pixel is locally planar: flat
 or a straight ramp, with no fine structure of its own (half an 8-bit code value)."""
@@ -524,6 +530,19 @@ def _local_noise(critic: Any, m: dict[str, torch.Tensor], shape: tuple[int, int]
     return (judged["noise"].float().cpu().view(shape) - LOCAL_IMPAIRMENTS["noise"].chance).clamp_min(0)
 
 
+def _floors_are_texture(floors: torch.Tensor, not_textured: torch.Tensor, not_flat: torch.Tensor) -> bool:
+    """Whether the textured cells' noise floors are texture rather than grain: their median
+    lies more than `TEXTURE_GAP` stops above that of the flat cells (at least 4; `not_flat`
+    also leaves out clipped and noisy ones). A camera's grain shows in flat areas too; a
+    rendered picture's "grain" is the texture it drew, and its smooth content (backdrop,
+    sky, bokeh) has none, so a textured cell's low floor says nothing of smoothing there."""
+    textured, flat = floors[~not_textured], floors[~not_flat]
+    if textured.numel() < 4 or flat.numel() < 4:
+        return False
+    gap = math.log2(float(textured.median()) / max(float(flat.median()), 1e-7))
+    return gap > TEXTURE_GAP
+
+
 def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells):
     """Grain loss per cell: (stops lost against the image's typical floor, or None
     without grain to lose; "smoothing" before its softplus, NaN where unknown)."""
@@ -534,7 +553,8 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells)
     floors = m["noise"].float().cpu().view(shape)
     lost = _grain_lost(floors, grid.flat | noisy)
     smoothed = torch.full_like(floors, math.nan)
-    if lost is not None:
+    unfit = ~grid.flat | noisy | grid.clipped
+    if lost is not None and not _floors_are_texture(floors, grid.flat | noisy, unfit):
         textured = lost
         if "edge_width" in m:
             textured = torch.maximum(lost, _grain_lost_among_as_sharp(
@@ -543,7 +563,6 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells)
     # flat cells against the flat cells' own floor: there the floor IS the grain (no
     # texture leaks into it), so a smoothed patch of sky stands out; clipped cells
     # (blown highlights, crushed shadows) have none to lose
-    unfit = ~grid.flat | noisy | grid.clipped
     flat_lost = _grain_lost(floors, unfit, min_cells=FLAT_PEERS)
     if flat_lost is not None:
         smoothed = torch.where(grid.flat & ~unfit, flat_lost - _flat_start(floors, unfit), smoothed)
