@@ -7,8 +7,15 @@ share of the undamaged part it flags; and the same for the baseline a whole-imag
 gives, measured in the same run: the whole image is flagged when the critic's whole-image
 reading of a mapped impairment reaches the threshold (regenerate everything), else nothing.
 The bar: IoU >= 0.5 and <= 5% of the undamaged part flagged; a clean photo < 2% flagged.
+Then the clean generated pictures (`signal_calibration.GENERATED_PHOTOS`, each mapped at
+its own size: the product's input), each held when under 2% is flagged.
+
+`--placement moved` puts the rectangles elsewhere, so the figures are not those of one
+place in the photo: the third-sized one an eighth of each side in from the lower-right
+corner, the face-sized one an eighth in from the upper-left, damage seed 7.
 
     python bench/map_quality.py                              # all photos and kinds, 512 px
+    python bench/map_quality.py --placement moved --size 1024 --no-generated
     python bench/map_quality.py --photos coffee --kinds jpeg --severity 5
 """
 from __future__ import annotations
@@ -18,8 +25,25 @@ import argparse
 import torch
 
 from visualcritic_core.critics.signal import SignalCritic
-from visualcritic_core.damage import PHOTO_NAMES, REGION_KINDS, damage_region, sample_photos
+from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, apply_damage, beauty_filter, damage_region, \
+    sample_photos
 from visualcritic_core.maps import DEFAULT_THRESHOLD, LOCAL_IMPAIRMENTS, quality_map
+from visualcritic_core.signal_calibration import generated_photos
+
+
+def damage_moved(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`damage_region` with the rectangle elsewhere (see the module docstring)."""
+    h, w = photo.shape[-2:]
+    if kind in FACE_SIZED:
+        top, left, height, width = h // 8, w // 8, h // 4, w // 4
+    else:
+        top, left, height, width = h - h // 8 - h // 3, w - w // 8 - w // 3, h // 3, w // 3
+    damaged = beauty_filter(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=7)
+    truth = torch.zeros(h, w, dtype=torch.bool)
+    truth[top:top + height, left:left + width] = True
+    out = photo.clone()
+    out[:, truth] = damaged[:, truth]
+    return out, truth
 
 
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
@@ -35,12 +59,17 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=list(REGION_KINDS))
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--placement", choices=("bench", "moved"), default="bench",
+                        help="where the damaged rectangle lies (module docstring)")
+    parser.add_argument("--no-generated", dest="generated", action="store_false",
+                        help="skip the clean generated pictures")
     args = parser.parse_args()
+    damage = damage_region if args.placement == "bench" else damage_moved
     torch.manual_seed(0)
     critic = SignalCritic(device="cpu")
     photos = sample_photos(args.size)
     held = total = base_held = 0
-    print(f"{args.size} px photos, severity {args.severity}, threshold {args.threshold:g}; "
+    print(f"{args.size} px photos, severity {args.severity}, threshold {args.threshold:g}, {args.placement} placement; "
           f"IoU / undamaged part flagged (bar: IoU >= 0.5, <= 5%)")
     print(f"{'photo':17s} {'damage':15s} {'quality map':>17s}   {'whole-image baseline':>20s}")
     for name in args.photos:
@@ -49,7 +78,7 @@ def main() -> None:
         held += clean < 0.02
         print(f"{name:17s} {'(clean photo)':15s} {100 * clean:15.1f} %   {'':>20s}  {'ok' if clean < 0.02 else 'MISS'}")
         for kind in args.kinds:
-            image, truth = damage_region(photos[name], kind, args.severity)
+            image, truth = damage(photos[name], kind, args.severity)
             iou, outside = scores(quality_map(critic, [image])[0].defect_mask(args.threshold), truth)
             whole = critic.impairments(critic.measure(image[None]))
             flagged = any(float(v[0]) >= args.threshold for k, v in whole.items() if k in LOCAL_IMPAIRMENTS)
@@ -62,6 +91,13 @@ def main() -> None:
                   f"  {'ok' if ok else 'MISS'}")
     print(f"bar held in {held} of {total} cases by the quality map; the whole-image baseline holds it in "
           f"{base_held} of the {total - len(args.photos)} damaged ones")
+    if args.generated:
+        flagged = {name: quality_map(critic, [image])[0].defect_mask(args.threshold).float().mean().item()
+                   for name, image in generated_photos().items()}
+        worst = sorted(flagged.items(), key=lambda item: -item[1])[:5]
+        print(f"clean generated pictures at their own size: {sum(f < 0.02 for f in flagged.values())} of "
+              f"{len(flagged)} flag under 2% (mean {100 * sum(flagged.values()) / len(flagged):.1f}%; most: "
+              + ", ".join(f"{name} {100 * f:.1f}%" for name, f in worst) + ")")
 
 
 if __name__ == "__main__":
