@@ -25,8 +25,7 @@ import argparse
 import torch
 
 from visualcritic_core.critics.signal import SignalCritic
-from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, apply_damage, beauty_filter, damage_region, \
-    sample_photos
+from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, damage_region, sample_photos
 from visualcritic_core.maps import DEFAULT_THRESHOLD, LOCAL_IMPAIRMENTS, quality_map
 from visualcritic_core.signal_calibration import generated_photos
 
@@ -35,15 +34,10 @@ def damage_moved(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.T
     """`damage_region` with the rectangle elsewhere (see the module docstring)."""
     h, w = photo.shape[-2:]
     if kind in FACE_SIZED:
-        top, left, height, width = h // 8, w // 8, h // 4, w // 4
+        box = (h // 8, h // 8 + h // 4, w // 8, w // 8 + w // 4)
     else:
-        top, left, height, width = h - h // 8 - h // 3, w - w // 8 - w // 3, h // 3, w // 3
-    damaged = beauty_filter(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=7)
-    truth = torch.zeros(h, w, dtype=torch.bool)
-    truth[top:top + height, left:left + width] = True
-    out = photo.clone()
-    out[:, truth] = damaged[:, truth]
-    return out, truth
+        box = (h - h // 8 - h // 3, h - h // 8, w - w // 8 - w // 3, w - w // 8)
+    return damage_region(photo, kind, severity, box=box, seed=7)
 
 
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:

@@ -174,17 +174,18 @@ def beauty_filter(photo: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
-def damage_region(photo: torch.Tensor, kind: str, severity: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def damage_region(
+    photo: torch.Tensor, kind: str, severity: int = 3, box: tuple[int, int, int, int] | None = None, seed: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`photo` (`[3,H,W]`) damaged inside one rectangle only, and the rectangle as a bool
-    `[H,W]` mask. The smoothed areas (FACE_SIZED) are face-sized, a quarter of each side;
-    the others a third. `kind`: one of REGION_KINDS (any damage kind works)."""
+    `[H,W]` mask. `box` (top, bottom, left, right) places the rectangle; by default the
+    smoothed areas (FACE_SIZED) are face-sized, a quarter of each side, the others a third.
+    `kind`: one of REGION_KINDS (any damage kind works)."""
     h, w = photo.shape[-2:]
-    if kind in FACE_SIZED:
-        box = (h // 3, h // 3 + h // 4, w // 2, w // 2 + w // 4)
-        damaged = beauty_filter(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=1)
-    else:
-        box = (h // 4, h // 4 + h // 3, w // 3, w // 3 + w // 3)
-        damaged = apply_damage(photo, kind, severity, seed=1)
+    if box is None:
+        box = ((h // 3, h // 3 + h // 4, w // 2, w // 2 + w // 4) if kind in FACE_SIZED
+               else (h // 4, h // 4 + h // 3, w // 3, w // 3 + w // 3))
+    damaged = beauty_filter(photo) if kind == "smoothing" else apply_damage(photo, kind, severity, seed=seed)
     truth = torch.zeros(h, w, dtype=torch.bool)
     truth[box[0]:box[1], box[2]:box[3]] = True
     out = photo.clone()

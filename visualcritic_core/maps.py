@@ -551,10 +551,11 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells)
     # noisy third of the image must not make the clean rest look smoothed
     noisy = noise > 0 if noise is not None else torch.zeros_like(grid.flat)
     floors = m["noise"].float().cpu().view(shape)
-    lost = _grain_lost(floors, grid.flat | noisy)
+    not_textured = grid.flat | noisy
+    lost = _grain_lost(floors, not_textured)
     smoothed = torch.full_like(floors, math.nan)
     unfit = ~grid.flat | noisy | grid.clipped
-    if lost is not None and not _floors_are_texture(floors, grid.flat | noisy, unfit):
+    if lost is not None and not _floors_are_texture(floors, not_textured, unfit):
         textured = lost
         if "edge_width" in m:
             textured = torch.maximum(lost, _grain_lost_among_as_sharp(
