@@ -67,14 +67,17 @@ def test_clean_generated_pictures_are_hardly_flagged(signal):
     their smooth content (backdrop, sky, bokeh) keeps no noise floor; where the flat cells'
     floors lie stops below the textured cells', the textured cells are not judged for lost
     grain. Before, 15 of the 41 pictures flagged under 2 % (mean 7.4 %); the studio
-    portrait's backdrop (textured floors 4.8 stops above the flat ones) flagged 27 %."""
+    portrait's backdrop (textured floors 4.8 stops above the flat ones) flagged 27 %. Fur and
+    foliage that read higher at half resolution are texture, not noise: with the whole noise
+    reading counted, 24 flagged under 2 % (mean 2.7 %), a lake's foliage 3.5 %."""
     pictures = generated_photos()
     flagged = {name: quality_map(signal, [image])[0].defect_mask().float().mean().item()
                for name, image in pictures.items()}
     under = sum(f < 0.02 for f in flagged.values())
-    assert under >= 24, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
-    assert sum(flagged.values()) / len(flagged) < 0.03
+    assert under >= 26, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
+    assert sum(flagged.values()) / len(flagged) < 0.025
     assert flagged["image_longcat_text_to_image-1"] < 0.05
+    assert flagged["image_z_image-1"] < 0.02
 
 
 def test_a_jpeg_photo_at_its_own_size_is_not_blocky_but_a_blocked_region_is(signal):
@@ -144,6 +147,22 @@ def test_pixel_scale_patterns_are_not_noise_but_noise_is(signal):
     assert whole_image > 2  # the critic's own reading calls the checkerboard noise
     noise = quality_map(signal, [image])[0].defect_mask(impairment="noise")
     assert noise[:, 256:].float().mean() > 0.9 and noise[:, :128].float().mean() < 0.02
+
+
+def test_fine_texture_is_not_noise_but_noise_on_it_is(signal):
+    """skimage's grass (a fine uniform texture whose residual reads about 3x higher at half
+    resolution) has no white noise: 15.6 % of the clean photo read as noise before only the
+    white part of the reading counted. White noise added to its right half still is."""
+    import skimage.data
+
+    grass = torch.from_numpy(skimage.data.grass()).float().div(255)[None].expand(3, -1, -1).contiguous()
+    clean = quality_map(signal, [grass])[0].defect_mask(impairment="noise")
+    assert clean.float().mean() < 0.02
+    noisy = grass.clone()
+    half = grass.shape[-1] // 2
+    noisy[:, :, half:] = apply_damage(grass, "gaussian_noise", 3, seed=0)[:, :, half:]
+    found = quality_map(signal, [noisy])[0].defect_mask(impairment="noise")
+    assert found[:, half + 32:].float().mean() > 0.9 and found[:, :half - 32].float().mean() < 0.02
 
 
 @pytest.mark.parametrize("name, kind, named", [

@@ -104,7 +104,9 @@ def test_a_better_repair_is_kept_and_a_worse_one_is_not(signal, damaged):
     assert (call["mask"][..., 0] > 127).sum() == result.mask.sum()  # the mask is what was sent
     assert result.kept and result.after_score > result.before_score
     repaired, clean_array = _array(result.image), clean.permute(1, 2, 0).numpy()
-    assert np.abs(repaired - clean_array)[result.mask.numpy()].mean() < 0.005  # pasted where flagged
+    # pasted where flagged: the painted (clean) pixels themselves, to 8-bit rounding, wherever
+    # the paste weight is 1 (the flagged area; the dilated margin blends into the original)
+    assert np.abs(repaired - clean_array)[(result.alpha[0] == 1).numpy()].max() <= 0.5 / 255 + 1e-6
     # over the patch, three quarters of the damage gone (the mask covers ~70% of this small
     # patch; the soft paste edge repairs part of the rest)
     residual = np.abs(repaired - clean_array)[truth.numpy()].mean()
