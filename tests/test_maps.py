@@ -62,6 +62,23 @@ def test_a_clean_photo_is_hardly_flagged(signal, photos, name):
     assert flagged < 0.02, f"{name}: {100 * flagged:.1f}% flagged"
 
 
+@pytest.mark.parametrize("name", ["rocket", "motorcycle_left"])
+def test_a_blurred_area_near_the_border_does_not_spill_to_it(signal, photos, name):
+    """A blurred third-sized rectangle ending an eighth of the height above the lower edge
+    (42 px at 512 px, under a cell): every cell over that strip holds part of the blur, and
+    read whole (a cell's floor is its flattest fifth of blocks) they flagged the strip,
+    5.6 % (rocket) and 5.5 % (motorcycle_left) of the undamaged part. Border cells that
+    read smoothed are read again from their quadrants, in proportion to the share lost."""
+    photo = photos[name]
+    h, w = photo.shape[-2:]
+    box = (h - h // 8 - h // 3, h - h // 8, w - w // 8 - w // 3, w - w // 8)
+    image, truth = damage_region(photo, "gaussian_blur", box=box, seed=7)
+    mask = quality_map(signal, [image])[0].defect_mask()
+    iou = (mask & truth).sum().item() / (mask | truth).sum().item()
+    outside = (mask & ~truth).sum().item() / (~truth).sum().item()
+    assert iou >= 0.5 and outside <= 0.05, f"IoU {iou:.2f}, {100 * outside:.1f}% outside"
+
+
 def test_clean_generated_pictures_are_hardly_flagged(signal):
     """Rendered pictures (the product's input) draw their texture but no camera grain, so
     their smooth content (backdrop, sky, bokeh) keeps no noise floor; where the flat cells'
@@ -69,13 +86,14 @@ def test_clean_generated_pictures_are_hardly_flagged(signal):
     grain. Before, 15 of the 41 pictures flagged under 2 % (mean 7.4 %); the studio
     portrait's backdrop (textured floors 4.8 stops above the flat ones) flagged 27 %. Fur and
     foliage that read higher at half resolution are texture, not noise: with the whole noise
-    reading counted, 24 flagged under 2 % (mean 2.7 %), a lake's foliage 3.5 %."""
+    reading counted, 24 flagged under 2 % (mean 2.7 %), a lake's foliage 3.5 %; with border
+    cells read whole (`test_a_blurred_area_near_the_border_does_not_spill_to_it`), 26 (2.4 %)."""
     pictures = generated_photos()
     flagged = {name: quality_map(signal, [image])[0].defect_mask().float().mean().item()
                for name, image in pictures.items()}
     under = sum(f < 0.02 for f in flagged.values())
-    assert under >= 26, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
-    assert sum(flagged.values()) / len(flagged) < 0.025
+    assert under >= 27, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
+    assert sum(flagged.values()) / len(flagged) < 0.022
     assert flagged["image_longcat_text_to_image-1"] < 0.05
     assert flagged["image_z_image-1"] < 0.02
 

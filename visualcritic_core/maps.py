@@ -182,6 +182,10 @@ PLANAR_MIN_SHARE = 0.07
 """Share of locally planar pixels a cell needs before it can read as smoothed: in a fine
 uniform texture (skimage's gravel, 1.5% planar) a few dozen planar pixels more than its
 peers are many robust SDs but no smoothed area (a clean gravel photo flagged 26% without it)."""
+QUADRANT_MIN = 32
+"""Least side (px) of a cell's quadrant for its noise floor to be measured on its own (the
+signal critic's smallest side, `critics.signal.MIN_SIDE`): with smaller cells the border
+cells keep their whole-cell reading."""
 EXPLAINS = 0.25
 """Reading (a quarter of clearly visible) from which another impairment names a cell whose
 worst reading is smoothing: lost grain or fine structure is the smoothing's only evidence,
@@ -498,14 +502,15 @@ def quality_map(
 @dataclass
 class _Cells:
     """A working image cut into cells: where they start, the cells as one batch, the
-    image's luma plane, which cells are too flat to judge detail in, and which are clipped
-    (`_clipped`)."""
+    working image and its luma plane, which cells are too flat to judge detail in, and
+    which are clipped (`_clipped`)."""
 
     work: tuple[int, int]
     rows: torch.Tensor
     cols: torch.Tensor
     size: tuple[int, int]
     cells: torch.Tensor
+    image: torch.Tensor
     luma: torch.Tensor
     detail: torch.Tensor
     flat: torch.Tensor
@@ -523,7 +528,7 @@ def _cut(work: torch.Tensor, cell: int, stride: int) -> _Cells:
     luma = _luma(work)
     shape = (len(rows), len(cols))
     detail = _detail(luma, rows, cols, size).view(shape)
-    return _Cells((h, w), rows, cols, size, _cut_cells(work, rows, cols, size), luma, detail, detail < FLAT_DETAIL,
+    return _Cells((h, w), rows, cols, size, _cut_cells(work, rows, cols, size), work, luma, detail, detail < FLAT_DETAIL,
                   _clipped(luma, rows, cols, size).view(shape))
 
 
@@ -553,9 +558,13 @@ def _floors_are_texture(floors: torch.Tensor, not_textured: torch.Tensor, not_fl
     return gap > TEXTURE_GAP
 
 
-def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells):
+def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
+           quadrant_floors: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """Grain loss per cell: (stops lost against the image's typical floor, or None
-    without grain to lose; "smoothing" before its softplus, NaN where unknown)."""
+    without grain to lose; "smoothing" before its softplus, NaN where unknown).
+    With `quadrant_floors` (`_quadrant_floors`), the textured cells by the image's border
+    that read smoothed are read again in proportion to their share lost, and the lower
+    reading counts (only those cells: no other can change, and measuring quadrants costs)."""
     shape = grid.shape
     # the typical floor is read where there is detail and no noise beyond chance: a
     # noisy third of the image must not make the clean rest look smoothed
@@ -570,6 +579,12 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells)
         if "edge_width" in m:
             textured = torch.maximum(lost, _grain_lost_among_as_sharp(
                 floors, m["edge_width"].float().cpu().view(shape), grid.flat | noisy))
+        again = _by_the_border(grid) & ~grid.flat & (textured > SMOOTHING_STOPS)
+        if quadrant_floors is not None and bool(again.any()):
+            # the same loss against the quadrants' floor: log2(typical / quadrants)
+            quadrants = quadrant_floors(again)
+            proportional = (textured + torch.log2(floors.clamp_min(1e-7) / quadrants)).clamp_min(0)
+            textured = torch.where(again, torch.minimum(textured, proportional), textured)
         smoothed = torch.where(grid.flat, smoothed, textured - SMOOTHING_STOPS)
     # flat cells against the flat cells' own floor: there the floor IS the grain (no
     # texture leaks into it), so a smoothed patch of sky stands out; clipped cells
@@ -578,6 +593,38 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells)
     if flat_lost is not None:
         smoothed = torch.where(grid.flat & ~unfit, flat_lost - _flat_start(floors, unfit), smoothed)
     return lost, smoothed
+
+
+def _by_the_border(grid: _Cells) -> torch.Tensor:
+    """`[rows, cols]` True for the cells with no room for a whole cell between them and the
+    image's border."""
+    (ch, cw), (h, w) = grid.size, grid.work
+    near_y = (grid.rows < ch) | (grid.rows + 2 * ch > h)
+    near_x = (grid.cols < cw) | (grid.cols + 2 * cw > w)
+    return near_y[:, None] | near_x[None]
+
+
+def _quadrant_floors(critic: Any, grid: _Cells, which: torch.Tensor) -> torch.Tensor:
+    """Noise floor `[rows, cols]` of the cells in `which` (NaN elsewhere) read as the
+    geometric mean of the floors of its four quadrants, measured as cells of their own.
+
+    A cell's floor is its flattest fifth of blocks, so a cell reads fully smoothed when a
+    fifth of it is. Inside the image that is harmless: each pixel is judged by the cells
+    centred nearest it (`_footprints`). By the border it is not: where a damaged area ends
+    less than a cell from the border (a third-sized rectangle an eighth in from the
+    corner: 42 px at 512 px), every cell over that strip holds part of the area, reads it
+    whole, and the strip was flagged (5.5-7.1 % of the undamaged part on four photos).
+    Averaged over quadrants in stops, the reading follows the share of the cell lost."""
+    ch, cw = grid.size[0] // 2, grid.size[1] // 2
+    i, j = torch.nonzero(which, as_tuple=True)
+    y, x = grid.rows[i], grid.cols[j]
+    ys = torch.stack([y, y, y + ch, y + ch], 1).flatten()
+    xs = torch.stack([x, x + cw, x, x + cw], 1).flatten()
+    quadrants = grid.image.unfold(1, ch, 1).unfold(2, cw, 1).permute(1, 2, 0, 3, 4)[ys, xs]
+    floors = critic.measure(quadrants)["noise"].float().cpu().view(-1, 4)
+    out = torch.full(which.shape, math.nan)
+    out[i, j] = torch.exp2(torch.log2(floors.clamp_min(1e-7)).mean(1))
+    return out
 
 
 def _resampled(values: torch.Tensor, source: _Cells, target: _Cells) -> torch.Tensor:
@@ -612,7 +659,8 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
     raised = _local_noise(critic, m, shape, white_only=False)
     local["blocking"] = ((_blocking(grid) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
-        lost, smoothed = _grain(m, raised, grid)
+        quadrants = partial(_quadrant_floors, critic, grid) if min(grid.size) >= 2 * QUADRANT_MIN else None
+        lost, smoothed = _grain(m, raised, grid, quadrants)
         if lost is None and coarse is not None:
             small = coarse()
             m_small = critic.measure(small.cells)
