@@ -182,6 +182,12 @@ PLANAR_MIN_SHARE = 0.07
 """Share of locally planar pixels a cell needs before it can read as smoothed: in a fine
 uniform texture (skimage's gravel, 1.5% planar) a few dozen planar pixels more than its
 peers are many robust SDs but no smoothed area (a clean gravel photo flagged 26% without it)."""
+SOFTER_BY = 1.0
+"""Sharpness grades (the critic's 1-5 attribute) by which a smoothed cell must be softer than
+the image's median textured cell to be named blur: a blurred rectangle reads 1.0-2.4 below
+at 512 px on the package photos except chelsea (0.4, a soft photo), beauty-filtered and
+guided-filtered areas at most 0.8 (coffee) below or above (at 1024 px the guided filter on
+coffee reads 1.5 below, and was named blur by its blur reading already)."""
 QUADRANT_MIN = 32
 """Least side (px) of a cell's quadrant for its noise floor to be measured on its own (the
 signal critic's smallest side, `critics.signal.MIN_SIDE`): with smaller cells the border
@@ -254,7 +260,9 @@ class QualityMap:
     def worst_index(self) -> torch.Tensor:
         """`[rows, cols]` index into `impairments` of each cell's worst one (-1: none known).
         A cell whose worst reading is smoothing is named by its next-worst impairment where
-        that reads at least `EXPLAINS` (it explains the lost grain: see there)."""
+        that reads at least `EXPLAINS` (it explains the lost grain: see there), and blur where
+        the cell is `SOFTER_BY` sharper-grades softer than the image's typical textured cell
+        (soft edges explain it too: edge-preserving smoothing keeps them)."""
         if not self.impairments:
             return torch.full(self.mos.shape, -1, dtype=torch.long)
         names = list(self.impairments)
@@ -266,6 +274,11 @@ class QualityMap:
             other = other + (other >= k).long()  # back to indices into names
             explained = (index == k) & (other_best >= EXPLAINS)
             index = torch.where(explained, other, index)
+            sharpness = self.attributes.get("sharpness")
+            if "blur" in names and sharpness is not None and self.flat is not None and bool((~self.flat).any()):
+                soft = sharpness < sharpness[~self.flat].median() - SOFTER_BY
+                blurred = (index == k) & soft & torch.isfinite(stacked[names.index("blur")])
+                index = index.masked_fill(blurred, names.index("blur"))
         return index.masked_fill(~torch.isfinite(best), -1)
 
     def defect_map(self, impairment: str | None = None, threshold: float = DEFAULT_THRESHOLD) -> torch.Tensor:
