@@ -19,12 +19,12 @@ from visualcritic_core.signal_calibration import (
 SIZE = 256
 FR_PHOTOS = 2
 # The bar within kinds (mean >= 0.9, no kind below 0.7) is met and asserted. Across
-# kinds the bar is 0.85 and NOT quite met on single kinds: the shipped fit reaches 0.840 on the
-# three held-out photos (0.827-0.850 per photo; 0.852 with the mixed pairs; bench/signal_quality.py,
-# README "Limits"), 0.835 on the two labelled here, so this asserts a little below what it
-# reaches, to catch a regression.
+# kinds the bar is 0.85: the shipped fit reaches 0.854 on single kinds on the three held-out
+# photos (0.845-0.863 per photo; 0.864 with the mixed pairs; bench/signal_quality.py, README),
+# 0.850 on the two labelled here (astronaut 0.855, chelsea 0.845), so this asserts a little
+# below what it reaches, to catch a regression.
 WEAKEST_KIND = 0.7
-REACHED_ACROSS_KINDS = 0.82
+REACHED_ACROSS_KINDS = 0.835
 NEW_KINDS = ("texture_smooth", "warm_cast", "cool_cast", "chroma_noise", "haze", "overprocess")
 
 
