@@ -790,7 +790,6 @@ class SignalCritic(Critic):
             "harsh": _soft(m["contrast"] - 0.3, 0.02) / 0.07,
             "dull": (1 - 0.8 * monochrome) * _soft(35 - m["colorfulness"], 6) / 22,
             "garish": _soft(m["colorfulness"] - GARISH_ONSET, 8) / 35 + _soft(m["gamut_clipped"] - 0.05, 0.02) / 0.3,
-            # overshoot beside strong edges beyond what clean photos show (0.10-0.15)
             # two readings, each fooled by different scenes, averaged: fine/coarse gradient
             # energy beyond the sharpest optical edge by a margin (fine texture alone stays
             # below it; it levels off once halos clip), and the overshoot beside strong
