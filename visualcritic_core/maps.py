@@ -414,8 +414,14 @@ def _cut_cells(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell
     if all(steps):
         view = plane.unfold(1, cell[0], steps[0]).unfold(2, cell[1], steps[1]).permute(1, 2, 0, 3, 4)
         return view[:len(rows), :len(cols)].reshape(-1, c, cell[0], cell[1])
+    return _cells_at(plane, rows[:, None], cols[None], cell)
+
+
+def _cells_at(plane: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """The cells of a `[C,h,w]` plane starting at `(ys, xs)` (broadcast together) as one
+    `[N,C,ch,cw]` batch, gathered from a strided view of the plane."""
     view = plane.unfold(1, cell[0], 1).unfold(2, cell[1], 1).permute(1, 2, 0, 3, 4)
-    return view[rows[:, None], cols[None]].reshape(-1, c, cell[0], cell[1])
+    return view[ys, xs].reshape(-1, plane.shape[0], cell[0], cell[1])
 
 
 def _even_step(starts: torch.Tensor) -> int:
@@ -633,7 +639,7 @@ def _quadrant_floors(critic: Any, grid: _Cells, which: torch.Tensor) -> torch.Te
     y, x = grid.rows[i], grid.cols[j]
     ys = torch.stack([y, y, y + ch, y + ch], 1).flatten()
     xs = torch.stack([x, x + cw, x, x + cw], 1).flatten()
-    quadrants = grid.image.unfold(1, ch, 1).unfold(2, cw, 1).permute(1, 2, 0, 3, 4)[ys, xs]
+    quadrants = _cells_at(grid.image, ys, xs, (ch, cw))
     floors = critic.measure(quadrants)["noise"].float().cpu().view(-1, 4)
     out = torch.full(which.shape, math.nan)
     out[i, j] = torch.exp2(torch.log2(floors.clamp_min(1e-7)).mean(1))
@@ -667,11 +673,11 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
     noise = _local_noise(critic, m, shape)
     if noise is not None and "noise" in local:
         local["noise"] = noise
-    # the grain tests leave out every cell whose floor reads raised, by noise or by texture
-    # that reads like it: such a floor must not set the typical one
-    raised = _local_noise(critic, m, shape, white_only=False)
     local["blocking"] = ((_blocking(grid) - BLOCK_CHANCE) / BLOCK_SPAN).clamp_min(0).view(shape)
     if "noise" in m:
+        # the grain tests leave out every cell whose floor reads raised, by noise or by
+        # texture that reads like it: such a floor must not set the typical one
+        raised = _local_noise(critic, m, shape, white_only=False)
         quadrants = partial(_quadrant_floors, critic, grid) if min(grid.size) >= 2 * QUADRANT_MIN else None
         lost, smoothed = _grain(m, raised, grid, quadrants)
         if lost is None and coarse is not None:
