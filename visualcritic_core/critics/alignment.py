@@ -17,10 +17,13 @@ from ANCHORS (raw at 1 and at 5) and clamps, so it is absolute, never batch-rela
 - CLIPScore 0.25 → 1 and 0.875 → 5 (cosine 0.10 and 0.35): CLIP ViT-L/14 gives unrelated
   image-text pairs a cosine around 0.1–0.15 and matching ones around 0.25–0.35 (strong
   text-to-image models reach a "CLIP score" of about 30–32, i.e. 100·cos, on COCO prompts).
-- PickScore 19.02 → 1 and 23.74 → 5: the mean 21.38 ± 2 standard deviations (1.18) of
-  PickScore over generated images, the normalisation used by public reward-tuning code.
-These are literature values, not fitted here; pass `anchors=(raw_at_1, raw_at_5)` to
-recalibrate for another CLIP or your own images.
+- PickScore 19.02 → 1 and 23.74 → 5: our choice, not a published normalisation (reward-tuning
+  code uses none on this scale: Flow-GRPO's flow_grpo/pickscore_scorer.py divides by 26 "to
+  0-1"). Base generators are reported at a mean PickScore of about 20.5–22 on Pick-a-Pic-style
+  prompts and PickScore-tuned ones at 23–24 (LPO, arXiv 2502.01051; Flow-GRPO, arXiv
+  2505.05470), so an ordinary base-model image lands at 2.3–3.5 and only tuned models near 5.
+Neither pair is fitted here; pass `anchors=(raw_at_1, raw_at_5)` to recalibrate for another
+CLIP or your own images.
 """
 from __future__ import annotations
 
