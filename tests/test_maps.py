@@ -207,7 +207,7 @@ def test_all_cells_of_an_image_are_measured_as_one_batch(photos):
     critic = load_critic("signal")
     sizes = []
     measure = critic.measure
-    critic.measure = lambda batch: sizes.append(batch.shape[0]) or measure(batch)
+    critic.measure = lambda batch, **options: sizes.append(batch.shape[0]) or measure(batch, **options)
     qmap = quality_map(critic, [photos["coffee"], photos["rocket"]])
     assert len(qmap) == 2 and sizes == [m.mos.numel() for m in qmap]  # one call per image, every cell in it
     assert sizes[0] > 100

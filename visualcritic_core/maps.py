@@ -640,7 +640,7 @@ def _quadrant_floors(critic: Any, grid: _Cells, which: torch.Tensor) -> torch.Te
     ys = torch.stack([y, y, y + ch, y + ch], 1).flatten()
     xs = torch.stack([x, x + cw, x, x + cw], 1).flatten()
     quadrants = _cells_at(grid.image, ys, xs, (ch, cw))
-    floors = critic.measure(quadrants)["noise"].float().cpu().view(-1, 4)
+    floors = critic.measure(quadrants, halo=False)["noise"].float().cpu().view(-1, 4)
     out = torch.full(which.shape, math.nan)
     out[i, j] = torch.exp2(torch.log2(floors.clamp_min(1e-7)).mean(1))
     return out
@@ -664,7 +664,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
     measure there (an upscaled image spreads its grain over several pixels) but `coarse`
     gives the image at the critic's scoring size, it is read there instead."""
     shape = grid.shape
-    m = critic.measure(grid.cells)
+    m = critic.measure(grid.cells, halo=False)  # over-sharpening is not mapped (GLOBAL_IMPAIRMENTS)
     judged = critic.impairments(m)
     local = {}
     for name, value in judged.items():
@@ -682,7 +682,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
         lost, smoothed = _grain(m, raised, grid, quadrants)
         if lost is None and coarse is not None:
             small = coarse()
-            m_small = critic.measure(small.cells)
+            m_small = critic.measure(small.cells, halo=False)
             lost_small, smoothed_small = _grain(m_small, _local_noise(critic, m_small, small.shape, white_only=False),
                                                 small)
             if lost_small is not None:
