@@ -15,7 +15,8 @@ from visualcritic_core.cli import main
 from visualcritic_core.critics.base import Critic
 from visualcritic_core.damage import PHOTO_NAMES, REGION_KINDS, apply_damage, damage_region, sample_photos
 from visualcritic_core.images import ImageInputError
-from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, LABELS, _region_labels, quality_map, render_heatmap
+from visualcritic_core.maps import (DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, LABELS, _box_counts, _cell_starts, _region_labels,
+                                    quality_map, render_heatmap)
 from visualcritic_core.report import QualityReport
 from visualcritic_core.signal_calibration import generated_photos
 
@@ -211,6 +212,17 @@ def test_all_cells_of_an_image_are_measured_as_one_batch(photos):
     qmap = quality_map(critic, [photos["coffee"], photos["rocket"]])
     assert len(qmap) == 2 and sizes == [m.mos.numel() for m in qmap]  # one call per image, every cell in it
     assert sizes[0] > 100
+
+
+def test_cell_counts_are_exact_for_unevenly_spaced_cells():
+    """The running-sum counts behind the planar, step and clipped shares equal each cell's
+    own count, also where rounding spaced the cells unevenly (odd starts)."""
+    mask = torch.rand(203, 317, generator=torch.Generator().manual_seed(0)) < 0.3
+    rows, cols = _cell_starts(203, 64, 16), _cell_starts(317, 64, 16)
+    assert len(set(rows.diff().tolist())) > 1 and len(set(cols.diff().tolist())) > 1
+    direct = torch.tensor([float(mask[y:y + 64, x:x + 64].sum()) for y in rows.tolist() for x in cols.tolist()],
+                          dtype=torch.float64)
+    assert torch.equal(_box_counts(mask, rows, cols, (64, 64)), direct)
 
 
 def test_flat_cells_are_unknown_for_blur_and_never_flagged(signal):

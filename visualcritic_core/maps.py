@@ -450,11 +450,15 @@ def _detail(luma: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tu
     return tiles.permute(0, 2, 1, 3).flatten(2).std(2).flatten()
 
 
-def _box_sums(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """Sum of a `[h,w]` plane over each cell `[N]`, from its integral image (float64)."""
-    integral = F.pad(plane.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
-    y0, y1, x0, x1 = rows[:, None], rows[:, None] + cell[0], cols[None], cols[None] + cell[1]
-    return (integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]).flatten()
+def _box_counts(mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Number of True pixels of a `[h,w]` mask in each cell `[N]` (float64): running sums
+    along the rows give each cell's columns' count per row `[h, cols]`, running sums of
+    those down the rows each cell's count. Integers, so exact in int32 (up to 2^31 / cell
+    px high), and several times faster than a float64 integral image of the whole plane."""
+    along = F.pad(mask.to(torch.int32).cumsum(1, dtype=torch.int32), (1, 0))
+    across = along[:, cols + cell[1]] - along[:, cols]
+    down = F.pad(across.cumsum(0, dtype=torch.int32), (0, 0, 1, 0))
+    return (down[rows + cell[0]] - down[rows]).flatten().double()
 
 
 def _check_cell(cell: Any, stride: Any) -> tuple[int, int]:
@@ -746,7 +750,7 @@ def _structure_lost(grid: _Cells, m: dict[str, torch.Tensor], noise: torch.Tenso
     lap[1:-1, 1:-1] = luma[1:-1, 2:] + luma[1:-1, :-2] + luma[2:, 1:-1] + luma[:-2, 1:-1] - 4 * luma[1:-1, 1:-1]
 
     def share(pixels: torch.Tensor, low: float) -> torch.Tensor:
-        fraction = _box_sums(pixels, grid.rows, grid.cols, grid.size) / (grid.size[0] * grid.size[1])
+        fraction = _box_counts(pixels, grid.rows, grid.cols, grid.size) / (grid.size[0] * grid.size[1])
         return torch.logit(fraction.float().clamp(low, 1 - low)).view(shape)
 
     planar = share(lap.abs() < PLANAR_EPS, 0.01)
@@ -839,7 +843,7 @@ def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
 def _clipped(luma: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
     """Cells `[N]` of the `[1,h,w]` luma plane with more than 5% of their pixels at the
     ends of the range (no grain can show there)."""
-    share = _box_sums((luma[0] <= 1 / 255) | (luma[0] >= 254 / 255), rows, cols, cell)
+    share = _box_counts((luma[0] <= 1 / 255) | (luma[0] >= 254 / 255), rows, cols, cell)
     return share / (cell[0] * cell[1]) > 0.05
 
 
