@@ -90,15 +90,20 @@ def test_clean_generated_pictures_are_hardly_flagged(signal):
     portrait's backdrop (textured floors 4.8 stops above the flat ones) flagged 27 %. Fur and
     foliage that read higher at half resolution are texture, not noise: with the whole noise
     reading counted, 24 flagged under 2 % (mean 2.7 %), a lake's foliage 3.5 %; with border
-    cells read whole (`test_a_blurred_area_near_the_border_does_not_spill_to_it`), 26 (2.4 %)."""
+    cells read whole (`test_a_blurred_area_near_the_border_does_not_spill_to_it`), 26 (2.4 %).
+    A portrait's rendered bokeh kept no grain because the picture has none (its textured
+    cells' floors are texture): its blur was not taken for depth of field and flagged
+    11.3 % of it, until blur is judged there against the flat cells' floor (27 -> 29
+    under 2 %, mean 2.1 -> 1.8 %)."""
     pictures = generated_photos()
     flagged = {name: quality_map(signal, [image])[0].defect_mask().float().mean().item()
                for name, image in pictures.items()}
     under = sum(f < 0.02 for f in flagged.values())
-    assert under >= 27, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
-    assert sum(flagged.values()) / len(flagged) < 0.022
+    assert under >= 29, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
+    assert sum(flagged.values()) / len(flagged) < 0.019
     assert flagged["image_longcat_text_to_image-1"] < 0.05
     assert flagged["image_z_image-1"] < 0.02
+    assert flagged["flux_dev_checkpoint_example-1"] < 0.02
 
 
 def test_a_jpeg_photo_at_its_own_size_is_not_blocky_but_a_blocked_region_is(signal):
