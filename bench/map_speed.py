@@ -3,7 +3,8 @@
 `quality_map` cuts the image (at its own resolution up to the map's 1024-px bound,
 `maps.MAP_MAX_SIDE`) into overlapping cells and measures all of them as one batch; the
 baseline measures the very same cells in a Python loop, one `measure` call per cell,
-which is what a per-tile script does. Both give the same measurements (checked here);
+which is what a per-tile script does. Both give the same measurements (checked here), the
+readings the map uses (no halo reading: over-sharpening is not mapped);
 the map's time includes any downscale, the cell cut, the map's own measures (grain
 loss, blocking) and the full-size defect mask.
 
@@ -40,7 +41,7 @@ def cells_one_by_one(critic: SignalCritic, image: torch.Tensor, cell: int, strid
     values = []
     for y in rows.tolist():
         for x in cols.tolist():
-            m = critic.measure(work[None, :, y:y + cell, x:x + cell])
+            m = critic.measure(work[None, :, y:y + cell, x:x + cell], halo=False)
             values.append(m["noise"])
     return torch.cat(values).view(len(rows), len(cols))
 
@@ -49,7 +50,7 @@ def cells_as_one_batch(critic: SignalCritic, image: torch.Tensor, cell: int, str
     """The same cells cut as `quality_map` cuts them and measured as one batch: the noise grid."""
     work = resize_to_fit(image[None], MAP_MAX_SIDE, 32)[0]
     rows, cols = _cell_starts(work.shape[-2], cell, stride), _cell_starts(work.shape[-1], cell, stride)
-    return critic.measure(_cut_cells(work, rows, cols, (cell, cell)))["noise"].view(len(rows), len(cols))
+    return critic.measure(_cut_cells(work, rows, cols, (cell, cell)), halo=False)["noise"].view(len(rows), len(cols))
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ from visualcritic_core.cli import main
 from visualcritic_core.critics.base import Critic
 from visualcritic_core.damage import PHOTO_NAMES, REGION_KINDS, apply_damage, damage_region, sample_photos
 from visualcritic_core.images import ImageInputError
-from visualcritic_core.maps import DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, LABELS, _region_labels, quality_map, render_heatmap
+from visualcritic_core.maps import (DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, LABELS, _box_counts, _cell_starts, _region_labels,
+                                    quality_map, render_heatmap)
 from visualcritic_core.report import QualityReport
 from visualcritic_core.signal_calibration import generated_photos
 
@@ -62,13 +63,15 @@ def test_a_clean_photo_is_hardly_flagged(signal, photos, name):
     assert flagged < 0.02, f"{name}: {100 * flagged:.1f}% flagged"
 
 
-@pytest.mark.parametrize("name", ["rocket", "motorcycle_left"])
+@pytest.mark.parametrize("name", ["rocket", "motorcycle_left", "chelsea"])
 def test_a_blurred_area_near_the_border_does_not_spill_to_it(signal, photos, name):
     """A blurred third-sized rectangle ending an eighth of the height above the lower edge
     (42 px at 512 px, under a cell): every cell over that strip holds part of the blur, and
     read whole (a cell's floor is its flattest fifth of blocks) they flagged the strip,
     5.6 % (rocket) and 5.5 % (motorcycle_left) of the undamaged part. Border cells that
-    read smoothed are read again from their quadrants, in proportion to the share lost."""
+    read smoothed are read again from their quadrants, in proportion to the share lost,
+    and the outermost cells, which speak for the strip, from their quadrants on the
+    border side (chelsea: 6.0 % flagged outside with all four quadrants, 4.7 % so)."""
     photo = photos[name]
     h, w = photo.shape[-2:]
     box = (h - h // 8 - h // 3, h - h // 8, w - w // 8 - w // 3, w - w // 8)
@@ -87,15 +90,20 @@ def test_clean_generated_pictures_are_hardly_flagged(signal):
     portrait's backdrop (textured floors 4.8 stops above the flat ones) flagged 27 %. Fur and
     foliage that read higher at half resolution are texture, not noise: with the whole noise
     reading counted, 24 flagged under 2 % (mean 2.7 %), a lake's foliage 3.5 %; with border
-    cells read whole (`test_a_blurred_area_near_the_border_does_not_spill_to_it`), 26 (2.4 %)."""
+    cells read whole (`test_a_blurred_area_near_the_border_does_not_spill_to_it`), 26 (2.4 %).
+    A portrait's rendered bokeh kept no grain because the picture has none (its textured
+    cells' floors are texture): its blur was not taken for depth of field and flagged
+    11.3 % of it, until blur is judged there against the flat cells' floor (27 -> 29
+    under 2 %, mean 2.1 -> 1.8 %)."""
     pictures = generated_photos()
     flagged = {name: quality_map(signal, [image])[0].defect_mask().float().mean().item()
                for name, image in pictures.items()}
     under = sum(f < 0.02 for f in flagged.values())
-    assert under >= 27, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
-    assert sum(flagged.values()) / len(flagged) < 0.022
+    assert under >= 29, f"only {under} of {len(flagged)} clean generated pictures flag under 2%"
+    assert sum(flagged.values()) / len(flagged) < 0.019
     assert flagged["image_longcat_text_to_image-1"] < 0.05
     assert flagged["image_z_image-1"] < 0.02
+    assert flagged["flux_dev_checkpoint_example-1"] < 0.02
 
 
 def test_a_jpeg_photo_at_its_own_size_is_not_blocky_but_a_blocked_region_is(signal):
@@ -207,10 +215,21 @@ def test_all_cells_of_an_image_are_measured_as_one_batch(photos):
     critic = load_critic("signal")
     sizes = []
     measure = critic.measure
-    critic.measure = lambda batch: sizes.append(batch.shape[0]) or measure(batch)
+    critic.measure = lambda batch, **options: sizes.append(batch.shape[0]) or measure(batch, **options)
     qmap = quality_map(critic, [photos["coffee"], photos["rocket"]])
     assert len(qmap) == 2 and sizes == [m.mos.numel() for m in qmap]  # one call per image, every cell in it
     assert sizes[0] > 100
+
+
+def test_cell_counts_are_exact_for_unevenly_spaced_cells():
+    """The running-sum counts behind the planar, step and clipped shares equal each cell's
+    own count, also where rounding spaced the cells unevenly (odd starts)."""
+    mask = torch.rand(203, 317, generator=torch.Generator().manual_seed(0)) < 0.3
+    rows, cols = _cell_starts(203, 64, 16), _cell_starts(317, 64, 16)
+    assert len(set(rows.diff().tolist())) > 1 and len(set(cols.diff().tolist())) > 1
+    direct = torch.tensor([float(mask[y:y + 64, x:x + 64].sum()) for y in rows.tolist() for x in cols.tolist()],
+                          dtype=torch.float64)
+    assert torch.equal(_box_counts(mask, rows, cols, (64, 64)), direct)
 
 
 def test_flat_cells_are_unknown_for_blur_and_never_flagged(signal):

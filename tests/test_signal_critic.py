@@ -284,6 +284,20 @@ def test_measurements_do_not_depend_on_cpu_chunks_or_memory_layout(critic, photo
         assert torch.allclose(value, channels_last[name], rtol=1e-5, atol=1e-7), name
 
 
+def test_measuring_without_the_halo_reading_changes_nothing_else(critic, photos):
+    """`measure(halo=False)` (what a quality map's cells are measured with) drops the halo
+    reading and the over-sharpening it feeds, and nothing else moves."""
+    images = torch.stack([photos["coffee"], apply_damage(photos["rocket"], "oversharpen", 3)])
+    with torch.inference_mode():
+        full, lean = critic.measure(images), critic.measure(images, halo=False)
+    assert set(full) - set(lean) == {"halo"} and set(lean) <= set(full)
+    assert all(torch.equal(lean[name], full[name]) for name in lean)
+    judged, judged_lean = critic.impairments(full), critic.impairments(lean)
+    assert list(judged_lean) == [name for name in judged if name != "oversharpened"]
+    assert all(torch.equal(judged_lean[name], judged[name]) for name in judged_lean)
+    assert float(judged["oversharpened"][1]) > float(judged["oversharpened"][0])
+
+
 def test_mostly_black_photo_still_gets_a_finite_noise_reading(critic, photos):
     """With under 20% of blocks unclipped, noise comes from the unclipped ones (it used
     to read as infinite: MOS 1 and noisiness 5 for any such image)."""

@@ -31,7 +31,8 @@ Design choices:
   cell whose noise floor lies far below the image's typical floor, or below that of the
   cells at least as sharp, has been smoothed (denoised, beautified, painted over). It
   needs an image with measurable grain; clean renders read nothing. Blur that kept the
-  grain is optical (depth of field) and is not flagged in such images. "blocking" reads
+  grain is optical (depth of field) and is not flagged in such images (in a render, whose
+  textured floors are texture, the grain is its flat cells'). "blocking" reads
   the 8-px grid at the one phase the image's cells agree on; noise counts only as far as
   its half-resolution reading backs it (a pixel-scale pattern is not noise) and only its
   white part (texture reads higher at half resolution).
@@ -450,11 +451,15 @@ def _detail(luma: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tu
     return tiles.permute(0, 2, 1, 3).flatten(2).std(2).flatten()
 
 
-def _box_sums(plane: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
-    """Sum of a `[h,w]` plane over each cell `[N]`, from its integral image (float64)."""
-    integral = F.pad(plane.double().cumsum(0).cumsum(1), (1, 0, 1, 0))
-    y0, y1, x0, x1 = rows[:, None], rows[:, None] + cell[0], cols[None], cols[None] + cell[1]
-    return (integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]).flatten()
+def _box_counts(mask: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
+    """Number of True pixels of a `[h,w]` mask in each cell `[N]` (float64): running sums
+    along the rows give each cell's columns' count per row `[h, cols]`, running sums of
+    those down the rows each cell's count. Integers, so exact in int32 (up to 2^31 / cell
+    px high), and several times faster than a float64 integral image of the whole plane."""
+    along = F.pad(mask.to(torch.int32).cumsum(1, dtype=torch.int32), (1, 0))
+    across = along[:, cols + cell[1]] - along[:, cols]
+    down = F.pad(across.cumsum(0, dtype=torch.int32), (0, 0, 1, 0))
+    return (down[rows + cell[0]] - down[rows]).flatten().double()
 
 
 def _check_cell(cell: Any, stride: Any) -> tuple[int, int]:
@@ -580,7 +585,11 @@ def _floors_are_texture(floors: torch.Tensor, not_textured: torch.Tensor, not_fl
 def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
            quadrant_floors: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """Grain loss per cell: (stops lost against the image's typical floor, or None
-    without grain to lose; "smoothing" before its softplus, NaN where unknown).
+    without grain to lose; "smoothing" before its softplus, NaN where unknown). Where the
+    textured cells' floors are texture (`_floors_are_texture`: a rendered picture), the
+    typical floor is the flat cells' (given `FLAT_PEERS` of them): that is the picture's
+    grain, and rendered bokeh, which keeps it, is not taken for blur damage for having
+    lost a texture it never drew (a portrait's background: 11.3 % flagged as blur).
     With `quadrant_floors` (`_quadrant_floors`), the textured cells by the image's border
     that read smoothed are read again in proportion to their share lost, and the lower
     reading counts (only those cells: no other can change, and measuring quadrants costs)."""
@@ -593,7 +602,8 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
     lost = _grain_lost(floors, not_textured)
     smoothed = torch.full_like(floors, math.nan)
     unfit = ~grid.flat | noisy | grid.clipped
-    if lost is not None and not _floors_are_texture(floors, not_textured, unfit):
+    texture = lost is not None and _floors_are_texture(floors, not_textured, unfit)
+    if lost is not None and not texture:
         textured = lost
         if "edge_width" in m:
             textured = torch.maximum(lost, _grain_lost_among_as_sharp(
@@ -611,6 +621,8 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
     flat_lost = _grain_lost(floors, unfit, min_cells=FLAT_PEERS)
     if flat_lost is not None:
         smoothed = torch.where(grid.flat & ~unfit, flat_lost - _flat_start(floors, unfit), smoothed)
+        if texture:  # the picture's grain is its flat cells'
+            lost = flat_lost
     return lost, smoothed
 
 
@@ -625,7 +637,8 @@ def _by_the_border(grid: _Cells) -> torch.Tensor:
 
 def _quadrant_floors(critic: Any, grid: _Cells, which: torch.Tensor) -> torch.Tensor:
     """Noise floor `[rows, cols]` of the cells in `which` (NaN elsewhere) read as the
-    geometric mean of the floors of its four quadrants, measured as cells of their own.
+    geometric mean of the floors of its four quadrants, measured as cells of their own;
+    for the outermost row and column of cells, of its quadrants on the border side.
 
     A cell's floor is its flattest fifth of blocks, so a cell reads fully smoothed when a
     fifth of it is. Inside the image that is harmless: each pixel is judged by the cells
@@ -633,17 +646,33 @@ def _quadrant_floors(critic: Any, grid: _Cells, which: torch.Tensor) -> torch.Te
     less than a cell from the border (a third-sized rectangle an eighth in from the
     corner: 42 px at 512 px), every cell over that strip holds part of the area, reads it
     whole, and the strip was flagged (5.5-7.1 % of the undamaged part on four photos).
-    Averaged over quadrants in stops, the reading follows the share of the cell lost."""
+    Averaged over quadrants in stops, the reading follows the share of the cell lost. An
+    outermost cell speaks for the border strip beyond its centre (`_footprints`), which
+    lies in its border-side quadrants: read from those, a strip that the damage does not
+    reach is not flagged for the damage the cell's inner half holds (chelsea, moved
+    placement at 512 px: 6.0 % of the undamaged part flagged from all four, 4.7 % so)."""
     ch, cw = grid.size[0] // 2, grid.size[1] // 2
     i, j = torch.nonzero(which, as_tuple=True)
     y, x = grid.rows[i], grid.cols[j]
     ys = torch.stack([y, y, y + ch, y + ch], 1).flatten()
     xs = torch.stack([x, x + cw, x, x + cw], 1).flatten()
     quadrants = _cells_at(grid.image, ys, xs, (ch, cw))
-    floors = critic.measure(quadrants)["noise"].float().cpu().view(-1, 4)
+    floors = critic.measure(quadrants, halo=False)["noise"].float().cpu().view(-1, 4)
+    top, left = (_border_side_weight(k, n) for k, n in zip((i, j), grid.shape))  # of the upper / left quadrants
+    weights = torch.stack([top * left, top * (1 - left), (1 - top) * left, (1 - top) * (1 - left)], 1)
     out = torch.full(which.shape, math.nan)
-    out[i, j] = torch.exp2(torch.log2(floors.clamp_min(1e-7)).mean(1))
+    out[i, j] = torch.exp2((torch.log2(floors.clamp_min(1e-7)) * weights).sum(1))
     return out
+
+
+def _border_side_weight(index: torch.Tensor, count: int) -> torch.Tensor:
+    """Weight of the first (upper or left) half of the cells at `index` of `count` along
+    one axis: all of it for the first cell, none for the last, half for the others (and
+    for a single cell, which has both borders)."""
+    weight = torch.full(index.shape, 0.5)
+    if count > 1:
+        weight = weight.masked_fill(index == 0, 1.0).masked_fill(index == count - 1, 0.0)
+    return weight
 
 
 def _resampled(values: torch.Tensor, source: _Cells, target: _Cells) -> torch.Tensor:
@@ -664,7 +693,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
     measure there (an upscaled image spreads its grain over several pixels) but `coarse`
     gives the image at the critic's scoring size, it is read there instead."""
     shape = grid.shape
-    m = critic.measure(grid.cells)
+    m = critic.measure(grid.cells, halo=False)  # over-sharpening is not mapped (GLOBAL_IMPAIRMENTS)
     judged = critic.impairments(m)
     local = {}
     for name, value in judged.items():
@@ -682,7 +711,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
         lost, smoothed = _grain(m, raised, grid, quadrants)
         if lost is None and coarse is not None:
             small = coarse()
-            m_small = critic.measure(small.cells)
+            m_small = critic.measure(small.cells, halo=False)
             lost_small, smoothed_small = _grain(m_small, _local_noise(critic, m_small, small.shape, white_only=False),
                                                 small)
             if lost_small is not None:
@@ -746,7 +775,7 @@ def _structure_lost(grid: _Cells, m: dict[str, torch.Tensor], noise: torch.Tenso
     lap[1:-1, 1:-1] = luma[1:-1, 2:] + luma[1:-1, :-2] + luma[2:, 1:-1] + luma[:-2, 1:-1] - 4 * luma[1:-1, 1:-1]
 
     def share(pixels: torch.Tensor, low: float) -> torch.Tensor:
-        fraction = _box_sums(pixels, grid.rows, grid.cols, grid.size) / (grid.size[0] * grid.size[1])
+        fraction = _box_counts(pixels, grid.rows, grid.cols, grid.size) / (grid.size[0] * grid.size[1])
         return torch.logit(fraction.float().clamp(low, 1 - low)).view(shape)
 
     planar = share(lap.abs() < PLANAR_EPS, 0.01)
@@ -839,7 +868,7 @@ def _opened(grid: torch.Tensor, size: int = 2) -> torch.Tensor:
 def _clipped(luma: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, cell: tuple[int, int]) -> torch.Tensor:
     """Cells `[N]` of the `[1,h,w]` luma plane with more than 5% of their pixels at the
     ends of the range (no grain can show there)."""
-    share = _box_sums((luma[0] <= 1 / 255) | (luma[0] >= 254 / 255), rows, cols, cell)
+    share = _box_counts((luma[0] <= 1 / 255) | (luma[0] >= 254 / 255), rows, cols, cell)
     return share / (cell[0] * cell[1]) > 0.05
 
 
