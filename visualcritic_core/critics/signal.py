@@ -127,6 +127,13 @@ GARISH_ONSET = 135
 # (0.855 / 0.858) but call the clean rocket / astronaut waxy.
 TEXTURE_QUANTILE = 0.1
 TEXTURE_REFERENCE = 0.025
+# The texture-loss impairment levels off beyond this (towards twice it; a ratio of about 0.012
+# reads 1.5): a picture with no fine texture at all (dead leaves' flat discs, flat renders, a
+# hard-smoothed night scene: ratio 0, read as log(0.025/1e-4)/0.5 = 11) is not many times worse
+# than one smoothed clearly. Unbounded, the clean dead leaves pinned the fitted texture weight
+# at 0.16 and texture-smoothed photos outscored their clean originals; levelled off from 1.5 the
+# weight fits 0.33 (left-out photos 0.853 -> 0.863; from 1.0 / 2.5 / 4: 0.863 / 0.862 / 0.858).
+TEXTURE_CEILING = 1.5
 # Tonal range (1st to 99th percentile, mean over channels) below which a picture reads washed
 # out, in stops of range lost: contrast loss, darkening and haze each shrink the range by a
 # factor per step whatever the scene. The RMS contrast used before (from 0.15 down) read
@@ -826,7 +833,8 @@ class SignalCritic(Critic):
             # in log units, as each step of smoothing removes a share of what is left
             # (not read where impulse specks fill the blocks: they are specks, not texture)
             "texture_loss": has_edges * (1 - ((m["impulse_noise"] - 0.005) / 0.01).clamp(0, 1))
-            * _soft(torch.log(TEXTURE_REFERENCE / m["texture"].clamp_min(1e-4)), 0.25) / 0.5,
+            * _level_off(_soft(torch.log(TEXTURE_REFERENCE / m["texture"].clamp_min(1e-4)), 0.25) / 0.5,
+                         TEXTURE_CEILING),
             # beyond the band a scene's own tone spans; R×1.3, B×0.7 in linear light moves
             # warmth by about 0.1. Zero inside the band, so that a cast that first cancels a
             # scene's own tone (a cool cast on warm light) never reads as a repair
