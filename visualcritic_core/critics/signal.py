@@ -63,7 +63,8 @@ Known limits: a colour cast that cancels a scene's own tone (a cool cast on a wa
 scene) is seen only once it has carried the scene past neutral by the band's width, and a
 scene whose own tone lies beyond the band (no neutral surface, edges of one hue: a retina
 photograph, a sunset) reads as cast; a scene with no dark tones at all (close-ups of
-brick or gravel, the moon's surface, high-key shots) reads as hazy; texture loss in images
+brick or gravel, the moon's surface, high-key shots) reads as hazy, and one whose tones span
+little of the range (crops of a night scene, the moon) as washed out; texture loss in images
 that have little texture (studio shots) cannot be told from a clean render; thin bright lines (wires,
 lattices against sky) read as over-sharpened; graphics with few flat colours read as
 banded; detail finer than the working size is not seen.
