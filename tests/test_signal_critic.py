@@ -399,6 +399,38 @@ def test_texture_loss_fires_on_waxy_smoothing_and_not_on_blur_noise_or_clean(cri
         assert "waxy" in after.description and after.mos < before.mos - 0.5, (before, after)
 
 
+def _series(critic, image, kind) -> dict[str, np.ndarray]:
+    """Impairments of a photo clean and at severities 1..5 of one kind."""
+    return _impairments(critic, [image, *(apply_damage(image, kind, s, seed=7) for s in SEVERITIES[1:])])
+
+
+def test_texture_loss_is_seen_from_the_first_steps_on_every_photo(critic, photos):
+    """Texture is read from the weakest tenth of the textured blocks: smoothing empties those
+    first on every scene. The 35th percentile read before stayed with untouched blocks on
+    strongly textured photos (the motorcycle views 0.02-0.03 at severity 2, astronaut 0.14)."""
+    for name, image in photos.items():
+        loss = _series(critic, image, "texture_smooth")["texture_loss"]
+        assert loss[0] < NOTICEABLE and (loss[2:] >= 2 * NOTICEABLE).all(), (name, loss)
+
+
+def test_washed_out_tones_are_read_alike_on_low_key_and_contrasty_photos(critic, photos):
+    """"Washed out" is the tonal range lost, which contrast loss shrinks by a factor per step on
+    every scene. The RMS contrast read before called the clean low-key photos (rocket at night,
+    chelsea) washed out already (0.46-0.56) and barely saw the first steps on contrasty ones."""
+    for name, image in photos.items():
+        flat = _series(critic, image, "contrast_loss")["flat"]
+        assert flat[0] < 0.1 and (np.diff(flat) > 0).all() and flat[4] >= 2 * NOTICEABLE, (name, flat)
+
+
+def test_a_contrast_boost_is_harsh_on_low_key_photos_too(critic, photos):
+    """"Harsh" is the share of clipped tones (beyond colours clipped by oversaturation), which
+    a boost raises on every scene; RMS contrast over 0.3, read before, never reached it on the
+    low-key rocket and chelsea (at most 0.02 at severity 3)."""
+    for name, image in photos.items():
+        harsh = _series(critic, image, "contrast_boost")["harsh"]
+        assert harsh[0] < NOTICEABLE and (np.diff(harsh) > 0).all() and harsh[5] >= NOTICEABLE, (name, harsh)
+
+
 @pytest.mark.parametrize("direction", list(_CASTS))
 def test_colour_cast_is_seen_with_its_direction(critic, photos, direction):
     clean = list(photos.values())

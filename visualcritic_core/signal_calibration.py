@@ -235,6 +235,16 @@ class CalibrationSet:
     def impairment_tensors(self) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value) for name, value in self.impairments.items()}
 
+    def subset(self, rows: np.ndarray) -> "CalibrationSet":
+        """The rows selected by the boolean mask `rows` `[N]`."""
+        return CalibrationSet(
+            content=[c for c, keep in zip(self.content, rows) if keep],
+            damage=[d for d, keep in zip(self.damage, rows) if keep],
+            severity=self.severity[rows],
+            distances={m: d[rows] for m, d in self.distances.items()},
+            impairments={k: v[rows] for k, v in self.impairments.items()},
+        )
+
     @staticmethod
     def concat(parts: Sequence["CalibrationSet"]) -> "CalibrationSet":
         return CalibrationSet(
