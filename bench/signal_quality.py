@@ -2,8 +2,14 @@
 
     python bench/signal_quality.py                    # the held-out photos at 256 px, all kinds and mixes
     python bench/signal_quality.py --size 512 --photos astronaut chelsea coffee
+    python bench/signal_quality.py --damage-scale 2   # damaged at 512 px, judged reduced to 256
+    python bench/signal_quality.py --bits 8           # each damaged image stored in 8 bits, as a PNG holds it
 
-The photos default to those the shipped pooling (`signal_pooling.json`) was NOT fitted on.
+`--damage-scale k` damages each photo at k× the size and reduces it to the size, as the
+critic's working size reduces a large picture; `--bits 8` has the critic read each damaged
+image stored in 8 bits a channel, as a PNG holds it (the demo's files); the FR labels always
+read the ideal image. The photos default to those the shipped pooling (`signal_pooling.json`)
+was NOT fitted on.
 Every kind of `visualcritic_core.damage` at severities 1..5 (and the mixed pairs) is scored
 twice in the same run: with the fitted pooling and with the hand-set one it replaces
 (D = √Σd², MOS = 1 + 4·exp(−D/2): the baseline). Printed:
@@ -33,6 +39,11 @@ HAND_SET = SignalPooling(version="hand-set", weights={}, exponent=2.0, scale=2.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256, help="photo size (longer side), px")
+    parser.add_argument("--damage-scale", type=int, default=1, metavar="K",
+                        help="damage at K x the size, then reduce to it (default: 1, damage at the size)")
+    parser.add_argument("--bits", type=int, default=None, metavar="N",
+                        help="store each damaged image in N bits a channel before the critic reads it, as a file "
+                             "does (default: the float image)")
     parser.add_argument("--photos", nargs="+", default=None, help="default: the pooling's held-out photos")
     parser.add_argument("--kinds", nargs="+", default=list(DAMAGE_KINDS))
     parser.add_argument("--no-mixes", action="store_true", help="single kinds only")
@@ -46,7 +57,9 @@ def main() -> None:
         raise SystemExit("no photos: pass --photos (the pooling file names no held-out photos)")
     seen = sorted(set(photos) & set(fit.get("fitted_on", {}).get("contents", [])))
     print(f"pooling {args.pooling}: version {pooling.version}, p = {pooling.exponent}, s = {pooling.scale}")
-    print(f"photos: {', '.join(photos)} at {args.size}px "
+    damaged_at = f", damaged at {args.size * args.damage_scale}px" if args.damage_scale != 1 else ""
+    damaged_at += f", stored in {args.bits} bits" if args.bits else ""
+    print(f"photos: {', '.join(photos)} at {args.size}px{damaged_at} "
           + (f"-- WARNING: {seen} were in the fit" if seen else "(held out from the fit)"))
     scales = fit.get("pseudo_mos", {}).get("t")
     if not scales:
@@ -54,7 +67,9 @@ def main() -> None:
 
     started = time.perf_counter()
     mixes = [] if args.no_mixes else [m for m in MIXES if set(m) <= set(args.kinds)]
-    data = calibration_set(contents(photos, args.size), SignalCritic(device="cpu"), kinds=args.kinds, mixes=mixes)
+    reduce_to = args.size if args.damage_scale != 1 else None
+    data = calibration_set(contents(photos, args.size * args.damage_scale), SignalCritic(device="cpu"),
+                           kinds=args.kinds, mixes=mixes, reduce_to=reduce_to, bits=args.bits)
     print(f"{len(data)} images damaged, measured and FR-labelled in {time.perf_counter() - started:.1f} s")
     labels = pseudo_mos(data.distances, scales)
     mos = {"fitted": pooling.mos(data.impairment_tensors()).numpy(),

@@ -30,6 +30,12 @@ def test_signal_quality_prints_fitted_and_hand_set_figures():
     assert "single kinds + mixes" in out and "held out from the fit" in out
 
 
+def test_signal_quality_damages_large_and_stores_in_bits_when_asked():
+    out = run_bench("signal_quality.py", "--size", "96", "--photos", "coffee", "--kinds", "texture_smooth",
+                    "--no-mixes", "--damage-scale", "2", "--bits", "8")
+    assert "coffee at 96px, damaged at 192px, stored in 8 bits" in out and "texture_smooth" in out
+
+
 @pytest.mark.parametrize("shape", ["tiny-llava", "tiny-qwen2_vl"])
 def test_lmm_throughput_prints_all_rows(shape):
     out = run_bench("lmm_throughput.py", "--shape", shape, "--batch-sizes", "2", "--repeats", "1",

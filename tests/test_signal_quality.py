@@ -127,3 +127,25 @@ def test_pseudo_mos_is_5_for_an_untouched_image_and_falls_with_damage(pooling):
     distances = {m: d.numpy() for m, d in fr_distances(photo.expand_as(damaged), damaged).items()}
     labels = pseudo_mos(distances, pooling.fit["pseudo_mos"]["t"])
     assert labels[0] == pytest.approx(5, abs=1e-3) and (np.diff(labels) < 0).all(), labels
+
+
+def test_calibration_set_reduces_after_damage_and_stores_in_bits_when_asked():
+    """`reduce_to`: damaged at the content's size, then labelled and measured reduced (the clean
+    image's FR distances stay 0); `bits`: the critic reads the damaged image rounded to that
+    many bits a channel at its own size, the FR metrics the ideal one."""
+    critic = SignalCritic(device="cpu")
+    large = contents(["rocket"], 128)
+    kinds, levels = ("texture_smooth",), (3,)
+    reduced = calibration_set(large, critic, kinds=kinds, mixes=(), severities=levels, reduce_to=64)
+    stored = calibration_set(large, critic, kinds=kinds, mixes=(), severities=levels, reduce_to=64, bits=8)
+    assert all(abs(d[0]) < 1e-6 for d in reduced.distances.values())
+    damaged = apply_damage(large["rocket"], "texture_smooth", 3, seed=0)
+    by_hand = torch.stack([large["rocket"], damaged])
+    for data, images in ((reduced, by_hand), (stored, by_hand.mul(255).round().div(255))):
+        h, w = images.shape[-2:]
+        small = torch.nn.functional.interpolate(images, size=(round(h * 64 / w), 64), mode="bilinear",
+                                                antialias=True, align_corners=False).clamp(0, 1)
+        expected = critic.impairments(critic.measure(critic.prepare(small)))
+        for name, value in expected.items():
+            np.testing.assert_allclose(data.impairments[name], value.double().numpy(), rtol=1e-5, atol=1e-6)
+        assert {m: list(d) for m, d in data.distances.items()} == {m: list(d) for m, d in reduced.distances.items()}

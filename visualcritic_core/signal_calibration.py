@@ -263,6 +263,8 @@ def calibration_set(
     mixes: Sequence[tuple[str, str]] = MIXES,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
+    reduce_to: int | None = None,
+    bits: int | None = None,
     with_fr: bool = True,
     fr_cache: dict[str, list[float]] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -272,7 +274,15 @@ def calibration_set(
     need none) and the signal critic's impairments. `fr_cache` (key -> the four distances,
     filled as it goes) spares recomputing distances when only the critic has changed: the
     damage is deterministic, so a key names the content (and a digest of its pixels), the
-    damage and the seed."""
+    damage and the seed.
+
+    With `reduce_to`, each image is damaged at its own size and then reduced (longer side
+    `reduce_to`) before it is labelled and measured: a user's 1024-px picture reaches the
+    critic reduced to its working size, and what a 2× reduction leaves of damage (of grain,
+    smoothing, halos) is not what the same damage does at the working size. With `bits`,
+    the critic reads each damaged image as a file holds it, stored in that many bits a
+    channel at its own size (smoothing leaves quantisation steps, not nothing); the FR
+    metrics always read the ideal image."""
     parts = []
     for index, (name, clean) in enumerate(images.items()):
         labels, damaged, seeds = [("clean", 0)], [clean], [seed]
@@ -287,9 +297,15 @@ def calibration_set(
                 seeds.append(seed + 97 * index + k)
                 damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seeds[-1]))
         batch = torch.stack(damaged)
+        levels = None if bits is None else 2 ** bits - 1
+        stored = _fit(batch if levels is None else batch.mul(levels).round_().div_(levels), reduce_to)
+        if reduce_to is not None:
+            batch = _fit(batch, reduce_to)
+            clean = batch[0]
         digest = hashlib.sha1((clean * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
         # the damage's own seed: random damage (noise) differs with the content's place in `images`
-        keys = [f"{name}/{digest}/{d}/{s}/{ds}" for (d, s), ds in zip(labels, seeds)]
+        reduced = "" if reduce_to is None else f"/reduced{reduce_to}"
+        keys = [f"{name}/{digest}/{d}/{s}/{ds}{reduced}" for (d, s), ds in zip(labels, seeds)]
         distances = np.full((len(labels), len(FR_METRICS)), np.nan)
         cache = fr_cache if fr_cache is not None else {}
         todo = [i for i, key in enumerate(keys) if key not in cache] if with_fr else []
@@ -301,7 +317,7 @@ def calibration_set(
             distances[:] = [cache[key] for key in keys]
         impairments: dict[str, list[torch.Tensor]] = {}
         with torch.inference_mode():
-            for chunk in batch.split(16):
+            for chunk in stored.split(16):
                 found = critic.impairments(critic.measure(critic.prepare(chunk)))
                 for k, d in found.items():
                     impairments.setdefault(k, []).append(d.double().cpu())
@@ -318,12 +334,15 @@ def calibration_set(
 
 
 def _fit(image: torch.Tensor, size: int | None) -> torch.Tensor:
+    """`[3,H,W]` or `[B,3,H,W]` scaled so its longer side is `size` (bilinear, antialiased)."""
     if size is None:
         return image
     h, w = image.shape[-2:]
     scale = size / max(h, w)
     shape = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(image[None], size=shape, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+    batch = image if image.dim() == 4 else image[None]
+    scaled = F.interpolate(batch, size=shape, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    return scaled if image.dim() == 4 else scaled[0]
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
