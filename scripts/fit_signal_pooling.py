@@ -181,8 +181,8 @@ def main() -> None:
     unknown = [name for name in args.held_out if name not in known]
     if unknown:
         raise SystemExit(f"unknown held-out photos {unknown}; colour photos are {sorted(known)}")
-    photos = ([name for name in known if name not in args.held_out] + ["grace_hopper", *SKLEARN_PHOTOS]
-              + list(GENERATED_PHOTOS) + list(grey_photos(16)))
+    colour_photos = [name for name in known if name not in args.held_out] + ["grace_hopper", *SKLEARN_PHOTOS]
+    photos = colour_photos + list(GENERATED_PHOTOS) + list(grey_photos(16))
     cache = json.loads(args.fr_cache.read_text()) if args.fr_cache and args.fr_cache.exists() else {}
     critic = SignalCritic(device="cpu")
     started = time.perf_counter()
@@ -209,8 +209,7 @@ def main() -> None:
     model, result = refit(data, labels)
     left_out = {}
     if args.leave_one_out:
-        colour = [name for name in photos if name in known or name == "grace_hopper" or name in SKLEARN_PHOTOS]
-        left_out = leave_one_out(data, colour, refit)
+        left_out = leave_one_out(data, colour_photos, refit)
         left_out = {"mean": round(float(np.mean(list(left_out.values()))), 4),
                     **{photo: round(rho, 4) for photo, rho in left_out.items()}}
     hand_set = SignalPooling(version="hand-set", weights={}, exponent=2.0, scale=2.0)

@@ -297,11 +297,12 @@ def calibration_set(
                 seeds.append(seed + 97 * index + k)
                 damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seeds[-1]))
         batch = torch.stack(damaged)
-        levels = None if bits is None else 2 ** bits - 1
-        stored = _fit(batch if levels is None else batch.mul(levels).round_().div_(levels), reduce_to)
+        # as a file holds it: rounded at the size it was damaged at, then reduced like the rest
+        quantised = None if bits is None else batch.mul(2 ** bits - 1).round_().div_(2 ** bits - 1)
         if reduce_to is not None:
             batch = _fit(batch, reduce_to)
             clean = batch[0]
+        stored = batch if quantised is None else _fit(quantised, reduce_to)
         digest = hashlib.sha1((clean * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
         # the damage's own seed: random damage (noise) differs with the content's place in `images`
         reduced = "" if reduce_to is None else f"/reduced{reduce_to}"
