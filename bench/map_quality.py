@@ -8,7 +8,8 @@ gives, measured in the same run: the whole image is flagged when the critic's wh
 reading of a mapped impairment reaches the threshold (regenerate everything), else nothing.
 The bar: IoU >= 0.5 and <= 5% of the undamaged part flagged; a clean photo < 2% flagged.
 Then the clean generated pictures (`signal_calibration.GENERATED_PHOTOS`, each mapped at
-its own size: the product's input), each held when under 2% is flagged.
+its own size: the product's input), each held when under 2% is flagged; for those that are
+not, the area each impairment flags on its own (the misses' cause).
 
 `--placement moved` puts the rectangles elsewhere, so the figures are not those of one
 place in the photo: the third-sized one an eighth of each side in from the lower-right
@@ -86,12 +87,19 @@ def main() -> None:
     print(f"bar held in {held} of {total} cases by the quality map; the whole-image baseline holds it in "
           f"{base_held} of the {total - len(args.photos)} damaged ones")
     if args.generated:
-        flagged = {name: quality_map(critic, [image])[0].defect_mask(args.threshold).float().mean().item()
-                   for name, image in generated_photos().items()}
-        worst = sorted(flagged.items(), key=lambda item: -item[1])[:5]
+        flagged, missed = {}, []
+        for name, image in generated_photos().items():
+            qmap = quality_map(critic, [image])[0]
+            flagged[name] = qmap.defect_mask(args.threshold).float().mean().item()
+            if flagged[name] >= 0.02:  # which impairment flags it, each mask on its own
+                parts = {k: qmap.defect_mask(args.threshold, impairment=k).float().mean().item()
+                         for k in qmap.impairments}
+                missed.append((flagged[name], name, sorted(parts.items(), key=lambda item: -item[1])[:3]))
         print(f"clean generated pictures at their own size: {sum(f < 0.02 for f in flagged.values())} of "
-              f"{len(flagged)} flag under 2% (mean {100 * sum(flagged.values()) / len(flagged):.1f}%; most: "
-              + ", ".join(f"{name} {100 * f:.1f}%" for name, f in worst) + ")")
+              f"{len(flagged)} flag under 2% (mean {100 * sum(flagged.values()) / len(flagged):.1f}%); "
+              f"those over 2%, with the area each impairment flags on its own:")
+        for share, name, parts in sorted(missed, reverse=True):
+            print(f"  {name:40s} {100 * share:4.1f}%  " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in parts if v > 0))
 
 
 if __name__ == "__main__":
