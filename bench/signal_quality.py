@@ -68,7 +68,8 @@ def main() -> None:
     started = time.perf_counter()
     mixes = [] if args.no_mixes else [m for m in MIXES if set(m) <= set(args.kinds)]
     reduce_to = args.size if args.damage_scale != 1 else None
-    data = calibration_set(contents(photos, args.size * args.damage_scale), SignalCritic(device="cpu"),
+    critic = SignalCritic(device="cpu", max_side=args.size)  # reduces what is damaged larger, as a user's file
+    data = calibration_set(contents(photos, args.size * args.damage_scale), critic,
                            kinds=args.kinds, mixes=mixes, reduce_to=reduce_to, bits=args.bits)
     print(f"{len(data)} images damaged, measured and FR-labelled in {time.perf_counter() - started:.1f} s")
     labels = pseudo_mos(data.distances, scales)

@@ -519,3 +519,34 @@ def test_grainy_jpeg_sky_is_noisy_not_over_sharpened(critic):
             if quality == 90:  # grain the encoder kept is named, and the crop not called clean
                 assert "clean" not in reports[2].description.lower(), reports[2].description
                 assert noisiness[2] >= 3, noisiness
+
+
+def _stored(image: torch.Tensor) -> torch.Tensor:
+    """As a PNG (or ComfyUI's LoadImage) holds it: 8 bits a channel."""
+    return image.mul(255).round().div(255)
+
+
+def test_texture_loss_is_seen_in_pictures_stored_in_8_bits(photos):
+    """8-bit rounding adds fine "detail" of its own, and it filled the blocks smoothing had
+    emptied: before its share was taken off, texture-smoothed photos stored in 8 bits read
+    less texture loss than their clean originals. Stored at the working size and stored at
+    twice it (the critic reduces it, and the reduced picture stays 8-bit); a clean stored photo
+    reads no waxier than its float original."""
+    critic = SignalCritic(device="cpu", max_side=SIZE)
+    for size in (SIZE, 2 * SIZE):
+        for name, image in sample_photos(size).items():
+            series = [image, *(apply_damage(image, "texture_smooth", s, seed=7) for s in SEVERITIES[1:])]
+            loss = _impairments(critic, [_stored(x) for x in series])["texture_loss"]
+            floating = _impairments(critic, series[:1])["texture_loss"][0]
+            assert loss[0] < NOTICEABLE and loss[0] < floating + 0.1, (name, size, loss, floating)
+            assert (loss[3:] >= 2 * NOTICEABLE).all(), (name, size, loss)
+
+
+def test_a_stored_picture_stays_8_bit_at_the_working_size_and_a_float_one_is_not_rounded(photos):
+    critic = SignalCritic(device="cpu", max_side=SIZE // 2)
+    image = next(iter(photos.values()))
+    batch = torch.stack([_stored(image), image])
+    assert signal_module._stored_8bit(batch).tolist() == [True, False]
+    working = critic.prepare(batch) * 255
+    assert max(working.shape[-2:]) == SIZE // 2
+    assert torch.equal(working[0], working[0].round()) and not torch.equal(working[1], working[1].round())

@@ -281,8 +281,12 @@ def calibration_set(
     critic reduced to its working size, and what a 2× reduction leaves of damage (of grain,
     smoothing, halos) is not what the same damage does at the working size. With `bits`,
     the critic reads each damaged image as a file holds it, stored in that many bits a
-    channel at its own size (smoothing leaves quantisation steps, not nothing); the FR
-    metrics always read the ideal image."""
+    channel at its own size (smoothing leaves quantisation steps, not nothing), and reduces
+    it itself, as it reduces a user's file (`critic.prepare`: its `max_side` must then be
+    `reduce_to`); the FR metrics always read the ideal image."""
+    if reduce_to is not None and bits is not None and getattr(critic, "max_side", None) != reduce_to:
+        raise ValueError(f"with reduce_to and bits the critic reduces the stored images itself: "
+                         f"give it max_side={reduce_to} (it has {getattr(critic, 'max_side', None)})")
     parts = []
     for index, (name, clean) in enumerate(images.items()):
         labels, damaged, seeds = [("clean", 0)], [clean], [seed]
@@ -297,12 +301,12 @@ def calibration_set(
                 seeds.append(seed + 97 * index + k)
                 damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seeds[-1]))
         batch = torch.stack(damaged)
-        # as a file holds it: rounded at the size it was damaged at, then reduced like the rest
-        quantised = None if bits is None else batch.mul(2 ** bits - 1).round_().div_(2 ** bits - 1)
+        # as a file holds it: rounded at the size it was damaged at (the critic reduces it)
+        stored = None if bits is None else batch.mul(2 ** bits - 1).round_().div_(2 ** bits - 1)
         if reduce_to is not None:
             batch = _fit(batch, reduce_to)
             clean = batch[0]
-        stored = batch if quantised is None else _fit(quantised, reduce_to)
+        stored = batch if stored is None else stored
         digest = hashlib.sha1((clean * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
         # the damage's own seed: random damage (noise) differs with the content's place in `images`
         reduced = "" if reduce_to is None else f"/reduced{reduce_to}"
