@@ -9,7 +9,11 @@ reading of a mapped impairment reaches the threshold (regenerate everything), el
 The bar: IoU >= 0.5 and <= 5% of the undamaged part flagged; a clean photo < 2% flagged.
 Then the clean generated pictures (`signal_calibration.GENERATED_PHOTOS`, each mapped at
 its own size: the product's input), each held when under 2% is flagged; for those that are
-not, the area each impairment flags on its own (the misses' cause).
+not, the area each impairment flags on its own (the misses' cause). Between the two, a codec
+control: every generated picture is a lossy WebP file, so the clean package photos are
+re-encoded as lossy WebP (Pillow, `--webp` qualities) and mapped at the bench size, flagged %
+each, and the two smoothing kinds are applied to the WebP-encoded photo (the same rectangle,
+severity): what a codec alone flags, and whether real smoothing is still found in such a file.
 
 `--placement moved` puts the rectangles elsewhere, so the figures are not those of one
 place in the photo: the third-sized one an eighth of each side in from the lower-right
@@ -22,7 +26,9 @@ corner, the face-sized one an eighth in from the upper-left, damage seed 7.
 from __future__ import annotations
 
 import argparse
+import io
 
+import numpy as np
 import torch
 
 from visualcritic_core.critics.signal import SignalCritic
@@ -41,6 +47,21 @@ def damage_moved(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.T
     return damage_region(photo, kind, severity, box=box, seed=7)
 
 
+def webp_roundtrip(photo: torch.Tensor, quality: int) -> tuple[torch.Tensor, float]:
+    """`photo` (`[3,H,W]`) saved as lossy WebP by Pillow at `quality` and decoded again, and
+    the file's bits per pixel."""
+    from PIL import Image
+
+    array = (photo.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="WEBP", quality=quality)
+    bits = 8 * buffer.tell() / (array.shape[0] * array.shape[1])
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        decoded = np.asarray(image.convert("RGB")).copy()
+    return torch.from_numpy(decoded).permute(2, 0, 1).float() / 255.0, bits
+
+
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
     """IoU with the damaged region, and the share of the undamaged part flagged."""
     iou = float((mask & truth).sum() / (mask | truth).sum().clamp_min(1))
@@ -56,6 +77,8 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--placement", choices=("bench", "moved"), default="bench",
                         help="where the damaged rectangle lies (module docstring)")
+    parser.add_argument("--webp", nargs="*", type=int, default=[90, 75], metavar="QUALITY",
+                        help="WebP qualities of the codec control (none: skip it)")
     parser.add_argument("--no-generated", dest="generated", action="store_false",
                         help="skip the clean generated pictures")
     args = parser.parse_args()
@@ -86,6 +109,28 @@ def main() -> None:
                   f"  {'ok' if ok else 'MISS'}")
     print(f"bar held in {held} of {total} cases by the quality map; the whole-image baseline holds it in "
           f"{base_held} of the {total - len(args.photos)} damaged ones")
+    if args.webp:
+        smoothing = [kind for kind in FACE_SIZED if kind in args.kinds]
+        print(f"codec control: the clean photos re-encoded as lossy WebP (Pillow) and mapped, flagged % (bar: < 2%); "
+              f"{', '.join(smoothing) or 'no smoothing kind'} applied to the WebP photo: IoU / undamaged part flagged")
+        codec_held = codec_total = smooth_held = 0
+        for name in args.photos:
+            row = []
+            for quality in args.webp:
+                encoded, bits = webp_roundtrip(photos[name], quality)
+                clean = quality_map(critic, [encoded])[0].defect_mask(args.threshold).float().mean().item()
+                codec_held += clean < 0.02
+                codec_total += 1
+                row.append(f"q{quality} {bits:.1f} bpp: {100 * clean:4.1f} %{'' if clean < 0.02 else ' MISS'}")
+                for kind in smoothing:
+                    image, truth = damage(encoded, kind, args.severity)
+                    iou, outside = scores(quality_map(critic, [image])[0].defect_mask(args.threshold), truth)
+                    ok = iou >= 0.5 and outside <= 0.05
+                    smooth_held += ok
+                    row.append(f"{kind} {iou:.2f} / {100 * outside:.1f} %{'' if ok else ' MISS'}")
+            print(f"{name:17s} " + ", ".join(row))
+        print(f"codec control: {codec_held} of {codec_total} WebP-encoded clean photos flag under 2%; the smoothing "
+              f"applied to them is found in {smooth_held} of {codec_total * len(smoothing)} cases")
     if args.generated:
         flagged, missed = {}, []
         for name, image in generated_photos().items():
