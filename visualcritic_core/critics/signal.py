@@ -924,10 +924,11 @@ class SignalCritic(Critic):
 
 def _stored_8bit(batch: torch.Tensor) -> torch.Tensor:
     """`[B]` bool: each image holds only multiples of 1/255 (8 bits a channel, as a PNG or
-    ComfyUI's LoadImage gives it), judged on every eighth row: a decoded float image (a VAE's
-    output) never does."""
-    scaled = batch[..., ::8, :].flatten(1) * 255
-    return (scaled - scaled.round()).abs().amax(1) < 1e-3
+    ComfyUI's LoadImage gives it), judged on every 32nd row (under 1% of a 512² image's
+    measuring time; every eighth row cost 5%): a decoded float image (a VAE's output) never
+    does, and any row of one tells."""
+    scaled = batch[..., ::32, :] * 255
+    return (scaled - scaled.round()).abs_().amax(dim=(1, 2, 3)) < 1e-3
 
 
 def _row_step(length: int) -> int:
