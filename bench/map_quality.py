@@ -26,13 +26,11 @@ corner, the face-sized one an eighth in from the upper-left, damage seed 7.
 from __future__ import annotations
 
 import argparse
-import io
 
-import numpy as np
 import torch
 
 from visualcritic_core.critics.signal import SignalCritic
-from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, damage_region, sample_photos
+from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, codec_roundtrip, damage_region, sample_photos
 from visualcritic_core.maps import DEFAULT_THRESHOLD, LOCAL_IMPAIRMENTS, quality_map
 from visualcritic_core.signal_calibration import generated_photos
 
@@ -45,21 +43,6 @@ def damage_moved(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.T
     else:
         box = (h - h // 8 - h // 3, h - h // 8, w - w // 8 - w // 3, w - w // 8)
     return damage_region(photo, kind, severity, box=box, seed=7)
-
-
-def webp_roundtrip(photo: torch.Tensor, quality: int) -> tuple[torch.Tensor, float]:
-    """`photo` (`[3,H,W]`) saved as lossy WebP by Pillow at `quality` and decoded again, and
-    the file's bits per pixel."""
-    from PIL import Image
-
-    array = (photo.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="WEBP", quality=quality)
-    bits = 8 * buffer.tell() / (array.shape[0] * array.shape[1])
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        decoded = np.asarray(image.convert("RGB")).copy()
-    return torch.from_numpy(decoded).permute(2, 0, 1).float() / 255.0, bits
 
 
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
@@ -117,7 +100,7 @@ def main() -> None:
         for name in args.photos:
             row = []
             for quality in args.webp:
-                encoded, bits = webp_roundtrip(photos[name], quality)
+                (encoded,), (bits,) = codec_roundtrip(photos[name][None], "WEBP", quality)
                 clean = quality_map(critic, [encoded])[0].defect_mask(args.threshold).float().mean().item()
                 codec_held += clean < 0.02
                 codec_total += 1

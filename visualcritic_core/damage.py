@@ -277,18 +277,25 @@ def _salt_pepper(x: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     return x * (1 - hit) + value * hit
 
 
-def _jpeg(x: torch.Tensor, quality: float, seed: int) -> torch.Tensor:
-    """The real Pillow JPEG encoder (4:2:0), one image at a time (there is no batched one)."""
+def codec_roundtrip(x: torch.Tensor, format: str, quality: int) -> tuple[torch.Tensor, list[float]]:
+    """`[B,3,H,W]` saved by Pillow's real encoder (`format`: "JPEG", 4:2:0; "WEBP", lossy) at
+    `quality` and decoded again, one image at a time (there is no batched one), with each
+    file's bits per pixel."""
     from PIL import Image
 
     arrays = (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    out = []
+    out, bits = [], []
     for array in arrays:
         buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="JPEG", quality=int(quality))
+        Image.fromarray(array).save(buffer, format=format, quality=quality)
+        bits.append(8 * buffer.tell() / (array.shape[0] * array.shape[1]))
         buffer.seek(0)
         out.append(np.asarray(Image.open(buffer).convert("RGB")))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255.0
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255.0, bits
+
+
+def _jpeg(x: torch.Tensor, quality: float, seed: int) -> torch.Tensor:
+    return codec_roundtrip(x, "JPEG", int(quality))[0]
 
 
 def _pixelate(x: torch.Tensor, block: float, seed: int) -> torch.Tensor:

@@ -302,11 +302,11 @@ def calibration_set(
                 damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seeds[-1]))
         batch = torch.stack(damaged)
         # as a file holds it: rounded at the size it was damaged at (the critic reduces it)
-        stored = None if bits is None else batch.mul(2 ** bits - 1).round_().div_(2 ** bits - 1)
+        quantised = None if bits is None else batch.mul(2 ** bits - 1).round_().div_(2 ** bits - 1)
         if reduce_to is not None:
             batch = _fit(batch, reduce_to)
             clean = batch[0]
-        stored = batch if stored is None else stored
+        stored = batch if quantised is None else quantised
         digest = hashlib.sha1((clean * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()[:16]
         # the damage's own seed: random damage (noise) differs with the content's place in `images`
         reduced = "" if reduce_to is None else f"/reduced{reduce_to}"
