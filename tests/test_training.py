@@ -134,7 +134,7 @@ def test_vision_warm_up_trains_only_the_vision_tower(tmp_path, small_samples, fa
 
 def test_demo_critic_ranks_damage_on_unseen_photos(tmp_path, capsys, one_thread):
     """The real `train-demo` command at its default seed; then the saved critic, loaded
-    with load_critic, is scored again here on crops of the held-out photos. About 5–6
+    with load_critic, is scored again here on crops of the held-out photos. About 8–9
     minutes on the 2-core dev machine."""
     assert main(["train-demo", "--out", str(tmp_path), "--quiet"]) == 0
     printed = capsys.readouterr().out
