@@ -132,6 +132,18 @@ def test_vision_warm_up_trains_only_the_vision_tower(tmp_path, small_samples, fa
     assert len(changed) >= 0.5 * sum(is_vision(name) for name in before)  # the tower learnt, not one stray weight
 
 
+def test_vision_warm_up_names_samples_of_another_size(tmp_path, small_samples, one_thread):
+    """The warm-up encodes the prompt once for all samples, so a sample whose image gives
+    another number of image tokens (Qwen2-VL keeps the aspect) is an error, not a silent
+    mix-up of rows."""
+    import dataclasses
+
+    base = build_tiny_checkpoint("qwen2_vl", tmp_path / "base", image_size=32, patch_size=4)
+    odd = dataclasses.replace(small_samples[0], image=small_samples[0].image[:, :, :32])
+    with pytest.raises(ValueError, match="same image size"):
+        warm_up_vision(base, tmp_path / "warmed", [odd, *small_samples[1:]], steps=1)
+
+
 def test_demo_critic_ranks_damage_on_unseen_photos(tmp_path, capsys, one_thread):
     """The real `train-demo` command at its default seed; then the saved critic, loaded
     with load_critic, is scored again here on crops of the held-out photos. About 8–9

@@ -322,7 +322,10 @@ def warm_up_vision(
         inputs = encode(chunk)
         for key, value in inputs.items():
             if _is_text_input(value, inputs):
-                text_inputs.setdefault(key, value[:1])
+                row = text_inputs.setdefault(key, value[:1])
+                if value.shape[1:] != row.shape[1:] or not (value == row).all():
+                    raise ValueError(f"the warm-up's prompt inputs ({key!r}) differ between samples: "
+                                     "every sample must have the same image size")
             else:
                 per_sample.setdefault(key, []).append(value.reshape(len(chunk), -1, *value.shape[1:]))
     image_inputs = {key: torch.cat(parts) for key, parts in per_sample.items()}
