@@ -295,7 +295,7 @@ def warm_up_vision(
 
     from ..critics.lmm import load_lmm_critic
     from .data import SCORE_ITEMS
-    from .prompts import PromptBuilder
+    from .prompts import PromptBuilder, is_per_token
     from .trainer import is_vision, projector_module
 
     torch.manual_seed(seed)
@@ -321,7 +321,7 @@ def warm_up_vision(
         chunk = samples[start:start + batch_size]
         inputs = encode(chunk)
         for key, value in inputs.items():
-            if _is_text_input(value, inputs):
+            if is_per_token(value, inputs["input_ids"].shape[:2]):
                 row = text_inputs.setdefault(key, value[:1])
                 if value.shape[1:] != row.shape[1:] or not (value == row).all():
                     raise ValueError(f"the warm-up's prompt inputs ({key!r}) differ between samples: "
@@ -381,12 +381,6 @@ def warm_up_vision(
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)  # whole or absent: an interrupted demo redoes the warm-up on --resume
     return out
-
-
-def _is_text_input(value: Any, inputs: dict[str, Any]) -> bool:
-    """Whether a processor output is per text token (`[B, L, ...]` like the ids: masks,
-    token types), as opposed to image inputs (pixel values, grid sizes) cut per image."""
-    return isinstance(value, torch.Tensor) and value.shape[:2] == inputs["input_ids"].shape[:2]
 
 
 class _Captured(Exception):

@@ -16,6 +16,12 @@ from ..critics.lmm import answer_token_ids, processor_images, render_prompt
 from ..critics.profiles import CriticProfile
 
 
+def is_per_token(value: Any, ids_shape: Sequence[int]) -> bool:
+    """Whether a processor output is per text token (`[B, L, ...]` like the ids of shape
+    `ids_shape`: masks, token types), as opposed to image inputs (pixel values, grid sizes)."""
+    return isinstance(value, torch.Tensor) and tuple(value.shape[:2]) == tuple(ids_shape)
+
+
 class PromptBuilder:
     """Tokenised training inputs for (item, image, answer) queries of one profile."""
 
@@ -73,7 +79,7 @@ class PromptBuilder:
             ids[row, : len(tokens)] = torch.tensor(tokens, dtype=ids.dtype)
             mask[row, : len(tokens)] = 1
         for key, value in list(inputs.items()):
-            if not (isinstance(value, torch.Tensor) and value.shape[:2] == (batch, length)):
+            if not is_per_token(value, (batch, length)):
                 continue
             if key == "input_ids":
                 extra = ids
