@@ -298,6 +298,20 @@ def test_measuring_without_the_halo_reading_changes_nothing_else(critic, photos)
     assert float(judged["oversharpened"][1]) > float(judged["oversharpened"][0])
 
 
+def test_noise_floor_alone_is_the_measured_noise(critic, photos):
+    """`noise_floor` (what a quality map re-reads cell quadrants with) gives exactly
+    `measure`'s noise, for quadrant-sized crops, crops under the critic's least side and
+    channels-last input."""
+    crops = photos["astronaut"][None].unfold(2, 32, 32).unfold(3, 32, 32)
+    crops = crops.permute(0, 2, 3, 1, 4, 5).reshape(-1, 3, 32, 32)[:300]
+    small = torch.nn.functional.interpolate(crops[:12], size=(20, 44), mode="bilinear")
+    mixed = torch.stack([photos["rocket"], apply_damage(photos["rocket"], "gaussian_blur", 4)])
+    with torch.inference_mode():
+        for batch in (crops, small, mixed.to(memory_format=torch.channels_last)):
+            assert torch.equal(critic.noise_floor(batch), critic.measure(batch, halo=False)["noise"])
+        assert float(critic.noise_floor(mixed)[1]) < 0.5 * float(critic.noise_floor(mixed)[0])
+
+
 def test_mostly_black_photo_still_gets_a_finite_noise_reading(critic, photos):
     """With under 20% of blocks unclipped, noise comes from the unclipped ones (it used
     to read as infinite: MOS 1 and noisiness 5 for any such image)."""

@@ -195,6 +195,12 @@ QUADRANT_MIN = 32
 """Least side (px) of a cell's quadrant for its noise floor to be measured on its own (the
 signal critic's smallest side, `critics.signal.MIN_SIDE`): with smaller cells the border
 cells keep their whole-cell reading."""
+QUADRANT_CAP = 4.0
+"""Stops of grain loss beyond which a cell inside the image is read again from its
+quadrants, and the most one quadrant may add to that reading (`_quadrant_loss`): twice
+clearly visible smoothing (2.2), as far as the defect map lets one cell count. A blur of
+sigma 2 px takes 4.1-5.1 stops (chelsea, the motorcycles at 512 px); the guided filter's
+face-sized area on coffee reads 1.9-6.3 in its cells."""
 EXPLAINS = 0.25
 """Reading (a quarter of clearly visible) from which another impairment names a cell whose
 worst reading is smoothing: lost grain or fine structure is the smoothing's only evidence,
@@ -585,16 +591,16 @@ def _floors_are_texture(floors: torch.Tensor, not_textured: torch.Tensor, not_fl
 
 
 def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
-           quadrant_floors: Callable[[torch.Tensor], torch.Tensor] | None = None):
+           quadrant_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
     """Grain loss per cell: (stops lost against the image's typical floor, or None
     without grain to lose; "smoothing" before its softplus, NaN where unknown). Where the
     textured cells' floors are texture (`_floors_are_texture`: a rendered picture), the
     typical floor is the flat cells' (given `FLAT_PEERS` of them): that is the picture's
     grain, and rendered bokeh, which keeps it, is not taken for blur damage for having
     lost a texture it never drew (a portrait's background: 11.3 % flagged as blur).
-    With `quadrant_floors` (`_quadrant_floors`), the textured cells by the image's border
-    that read smoothed are read again in proportion to their share lost, and the lower
-    reading counts (only those cells: no other can change, and measuring quadrants costs)."""
+    With `quadrant_loss` (`_quadrant_loss`), the textured cells by the image's border that
+    read smoothed, and those inside that read a strong loss, are read again from their
+    quadrants, and the lower reading counts (only those cells: measuring quadrants costs)."""
     shape = grid.shape
     # the typical floor is read where there is detail and no noise beyond chance: a
     # noisy third of the image must not make the clean rest look smoothed
@@ -610,11 +616,13 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
         if "edge_width" in m:
             textured = torch.maximum(lost, _grain_lost_among_as_sharp(
                 floors, m["edge_width"].float().cpu().view(shape), grid.flat | noisy))
-        again = _by_the_border(grid) & ~grid.flat & (textured > SMOOTHING_STOPS)
-        if quadrant_floors is not None and bool(again.any()):
-            # the same loss against the quadrants' floor: log2(typical / quadrants)
-            quadrants = quadrant_floors(again)
-            proportional = (textured + torch.log2(floors.clamp_min(1e-7) / quadrants)).clamp_min(0)
+        # by the border every cell over a strip may hold part of a smoothed area (none
+        # centred nearer judges it); inside, only a strong loss that a fifth of the cell
+        # can carry alone spreads past the area's edge
+        start = torch.where(_by_the_border(grid), SMOOTHING_STOPS, QUADRANT_CAP)
+        again = ~grid.flat & (textured > start)
+        if quadrant_loss is not None and bool(again.any()):
+            proportional = quadrant_loss(again, floors, textured)
             textured = torch.where(again, torch.minimum(textured, proportional), textured)
         smoothed = torch.where(grid.flat, smoothed, textured - SMOOTHING_STOPS)
     # flat cells against the flat cells' own floor: there the floor IS the grain (no
@@ -637,33 +645,52 @@ def _by_the_border(grid: _Cells) -> torch.Tensor:
     return near_y[:, None] | near_x[None]
 
 
-def _quadrant_floors(critic: Any, grid: _Cells, which: torch.Tensor) -> torch.Tensor:
-    """Noise floor `[rows, cols]` of the cells in `which` (NaN elsewhere) read as the
-    geometric mean of the floors of its four quadrants, measured as cells of their own;
-    for the outermost row and column of cells, of its quadrants on the border side.
+def _quadrant_loss(critic: Any, grid: _Cells, which: torch.Tensor, floor: torch.Tensor,
+                   lost: torch.Tensor) -> torch.Tensor:
+    """Grain loss `[rows, cols]` (stops) of the cells in `which` (NaN elsewhere) read again
+    from their four quadrants, each measured as a cell of its own against the cell's
+    typical floor (`floor` x 2^`lost`); for the outermost row and column of cells, from
+    its quadrants on the border side.
 
     A cell's floor is its flattest fifth of blocks, so a cell reads fully smoothed when a
-    fifth of it is. Inside the image that is harmless: each pixel is judged by the cells
-    centred nearest it (`_footprints`). By the border it is not: where a damaged area ends
-    less than a cell from the border (a third-sized rectangle an eighth in from the
+    fifth of it is. Inside the image that is mostly harmless: each pixel is judged by the
+    cells centred nearest it (`_footprints`). By the border it is not: where a damaged area
+    ends less than a cell from the border (a third-sized rectangle an eighth in from the
     corner: 42 px at 512 px), every cell over that strip holds part of the area, reads it
     whole, and the strip was flagged (5.5-7.1 % of the undamaged part on four photos).
     Averaged over quadrants in stops, the reading follows the share of the cell lost. An
     outermost cell speaks for the border strip beyond its centre (`_footprints`), which
     lies in its border-side quadrants: read from those, a strip that the damage does not
     reach is not flagged for the damage the cell's inner half holds (chelsea, moved
-    placement at 512 px: 6.0 % of the undamaged part flagged from all four, 4.7 % so)."""
+    placement at 512 px: 6.0 % of the undamaged part flagged from all four, 4.7 % so).
+
+    Inside the image only a loss beyond `QUADRANT_CAP` is read again (the caller's
+    choice): there a strongly blurred area's fifth in a cell outweighed the clean rest of
+    every cell over its edge, and the mask grew ~20 px past the area. Such a cell keeps
+    its own reading where most of it (weighted quadrants) lost grain; otherwise it reads
+    the mean of its quadrants' losses, each capped at `QUADRANT_CAP`, so a minority
+    cannot carry it. Edge-preserving smoothing leaves quadrants of one smoothed cell
+    uneven (0-12 stops), so the cap is not applied by the border, where the mean alone
+    decides."""
     ch, cw = grid.size[0] // 2, grid.size[1] // 2
     i, j = torch.nonzero(which, as_tuple=True)
     y, x = grid.rows[i], grid.cols[j]
     ys = torch.stack([y, y, y + ch, y + ch], 1).flatten()
     xs = torch.stack([x, x + cw, x, x + cw], 1).flatten()
     quadrants = _cells_at(grid.image, ys, xs, (ch, cw))
-    floors = critic.measure(quadrants, halo=False)["noise"].float().cpu().view(-1, 4)
+    floors = critic.noise_floor(quadrants).float().cpu().view(-1, 4)
     top, left = (_border_side_weight(k, n) for k, n in zip((i, j), grid.shape))  # of the upper / left quadrants
     weights = torch.stack([top * left, top * (1 - left), (1 - top) * left, (1 - top) * (1 - left)], 1)
+    # floors at least 8 stops under the least grain (as in `_grain_lost`): a
+    # posterized plateau has none, and its quadrants lose all of the cell's loss
+    least = MIN_GRAIN / 256
+    lost = lost[i, j, None] - torch.log2(floors.clamp_min(least) / floor[i, j, None].clamp_min(least))
+    inside = ~_by_the_border(grid)[i, j]
+    capped = torch.where(inside[:, None], lost.clamp(0, QUADRANT_CAP), lost)
     out = torch.full(which.shape, math.nan)
-    out[i, j] = torch.exp2((torch.log2(floors.clamp_min(1e-7)) * weights).sum(1))
+    out[i, j] = (capped * weights).sum(1).clamp_min(0)
+    agree = inside & (((lost >= SMOOTHING_STOPS).float() * weights).sum(1) > 0.5)
+    out[i, j] = out[i, j].masked_fill(agree, math.inf)
     return out
 
 
@@ -709,7 +736,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
         # the grain tests leave out every cell whose floor reads raised, by noise or by
         # texture that reads like it: such a floor must not set the typical one
         raised = _local_noise(critic, m, shape, white_only=False)
-        quadrants = partial(_quadrant_floors, critic, grid) if min(grid.size) >= 2 * QUADRANT_MIN else None
+        quadrants = partial(_quadrant_loss, critic, grid) if min(grid.size) >= 2 * QUADRANT_MIN else None
         lost, smoothed = _grain(m, raised, grid, quadrants)
         if lost is None and coarse is not None:
             small = coarse()

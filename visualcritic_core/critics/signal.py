@@ -725,6 +725,15 @@ class SignalCritic(Critic):
                  chroma_spread=self._chroma_spread(sparse), black_level=self._black_level(sparse))
         return m
 
+    def noise_floor(self, batch: torch.Tensor) -> torch.Tensor:
+        """`measure(batch)["noise"]` alone, `[B]`: a quality map re-reads thousands of
+        cell quadrants for their grain only, and the other readings would cost it four
+        times as much."""
+        if min(batch.shape[-2:]) < MIN_SIDE:
+            batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
+        luma = _luma(batch.to(device=self._filters.luma.device, dtype=self.dtype).contiguous(), self._filters.luma)
+        return self._noise(_shifted_pad(luma, 1), _half(luma))[0]
+
     def _measure_colour(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The colour and tone statistics of `measure`, on images already on the device.
         They read every eighth row (whole rows: contiguous reads; colour and tone are
