@@ -18,16 +18,23 @@ severity): what a codec alone flags, and whether real smoothing is still found i
 `--placement moved` puts the rectangles elsewhere, so the figures are not those of one
 place in the photo: the third-sized one an eighth of each side in from the lower-right
 corner, the face-sized one an eighth in from the upper-left, damage seed 7.
+`--unseen` maps, instead of the package photos the map was built on, four it was not:
+scikit-learn's two sample photos (china, flower; needs scikit-learn) and scikit-image's grey
+camera and coins (as RGB).
 
     python bench/map_quality.py                              # all photos and kinds, 512 px
     python bench/map_quality.py --placement moved --size 1024 --no-generated
     python bench/map_quality.py --photos coffee --kinds jpeg --severity 5
+    python bench/map_quality.py --unseen --webp --no-generated
 """
 from __future__ import annotations
 
 import argparse
+import os
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from visualcritic_core.critics.signal import SignalCritic
 from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, codec_roundtrip, damage_region, sample_photos
@@ -45,6 +52,32 @@ def damage_moved(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.T
     return damage_region(photo, kind, severity, box=box, seed=7)
 
 
+UNSEEN = ("china", "flower", "camera", "coins")
+
+
+def unseen_photos(size: int) -> dict[str, torch.Tensor]:
+    """The `--unseen` photos as `[3,H,W]` in 0..1, the longer side `size` (bilinear,
+    antialiased, as `sample_photos`)."""
+    import skimage.data
+    from PIL import Image
+    try:
+        import sklearn
+    except ImportError as err:
+        raise SystemExit("--unseen needs scikit-learn (its sample photos): pip install scikit-learn") from err
+    folder = os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images")
+    arrays = {name: np.asarray(Image.open(os.path.join(folder, f"{name}.jpg")).convert("RGB")) for name in UNSEEN[:2]}
+    arrays.update(camera=skimage.data.camera(), coins=skimage.data.coins())
+    photos = {}
+    for name, array in arrays.items():
+        image = torch.from_numpy(np.array(array)).float() / 255.0  # a copy: package arrays are read-only
+        image = image.permute(2, 0, 1) if image.ndim == 3 else image[None].expand(3, -1, -1)
+        h, w = image.shape[-2:]
+        shape = (max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w))))
+        photos[name] = F.interpolate(image[None], size=shape, mode="bilinear", antialias=True,
+                                     align_corners=False)[0].clamp(0, 1)
+    return photos
+
+
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
     """IoU with the damaged region, and the share of the undamaged part flagged."""
     iou = float((mask & truth).sum() / (mask | truth).sum().clamp_min(1))
@@ -54,7 +87,9 @@ def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512, help="photo's longer side, px")
-    parser.add_argument("--photos", nargs="+", default=list(PHOTO_NAMES), choices=PHOTO_NAMES)
+    parser.add_argument("--photos", nargs="+", default=None, choices=PHOTO_NAMES + UNSEEN,
+                        help="which photos (default: all package photos, or all unseen ones with --unseen)")
+    parser.add_argument("--unseen", action="store_true", help="photos the map was not built on (module docstring)")
     parser.add_argument("--kinds", nargs="+", default=list(REGION_KINDS))
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
@@ -68,7 +103,11 @@ def main() -> None:
     damage = damage_region if args.placement == "bench" else damage_moved
     torch.manual_seed(0)
     critic = SignalCritic(device="cpu")
-    photos = sample_photos(args.size)
+    photos = unseen_photos(args.size) if args.unseen else sample_photos(args.size)
+    if args.photos is None:
+        args.photos = list(photos)
+    elif set(args.photos) - set(photos):
+        parser.error(f"{sorted(set(args.photos) - set(photos))} are not among these photos ({', '.join(photos)})")
     held = total = base_held = 0
     print(f"{args.size} px photos, severity {args.severity}, threshold {args.threshold:g}, {args.placement} placement; "
           f"IoU / undamaged part flagged (bar: IoU >= 0.5, <= 5%)")
