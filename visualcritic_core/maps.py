@@ -650,7 +650,8 @@ def _quadrant_loss(critic: Any, grid: _Cells, which: torch.Tensor, floor: torch.
     """Grain loss `[rows, cols]` (stops) of the cells in `which` (NaN elsewhere) read again
     from their four quadrants, each measured as a cell of its own against the cell's
     typical floor (`floor` x 2^`lost`); for the outermost row and column of cells, from
-    its quadrants on the border side.
+    its quadrants on the border side. +inf where a cell keeps its own reading (the caller
+    takes the lower of the two).
 
     A cell's floor is its flattest fifth of blocks, so a cell reads fully smoothed when a
     fifth of it is. Inside the image that is mostly harmless: each pixel is judged by the
