@@ -18,28 +18,26 @@ severity): what a codec alone flags, and whether real smoothing is still found i
 `--placement moved` puts the rectangles elsewhere, so the figures are not those of one
 place in the photo: the third-sized one an eighth of each side in from the lower-right
 corner, the face-sized one an eighth in from the upper-left, damage seed 7.
-`--unseen` maps, instead of the package photos the map was built on, four it was not:
-scikit-learn's two sample photos (china, flower; needs scikit-learn) and scikit-image's grey
-camera and coins (as RGB).
+`--extra-photos` maps, instead of the six package photos the map's constants were set on,
+four others: scikit-learn's two sample photos (china, flower; needs scikit-learn) and
+scikit-image's grey camera and coins (as RGB). Not unseen by the project: the signal
+critic's calibration used them as content, and `maps.PLANAR_CAP` cites coins.
 
     python bench/map_quality.py                              # all photos and kinds, 512 px
     python bench/map_quality.py --placement moved --size 1024 --no-generated
     python bench/map_quality.py --photos coffee --kinds jpeg --severity 5
-    python bench/map_quality.py --unseen --webp --no-generated
+    python bench/map_quality.py --extra-photos --webp --no-generated
 """
 from __future__ import annotations
 
 import argparse
-import os
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from visualcritic_core.critics.signal import SignalCritic
 from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, codec_roundtrip, damage_region, sample_photos
 from visualcritic_core.maps import DEFAULT_THRESHOLD, LOCAL_IMPAIRMENTS, quality_map
-from visualcritic_core.signal_calibration import generated_photos
+from visualcritic_core.signal_calibration import SKLEARN_PHOTOS, generated_photos, grey_photos, sklearn_photos
 
 
 def damage_moved(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,30 +50,17 @@ def damage_moved(photo: torch.Tensor, kind: str, severity: int) -> tuple[torch.T
     return damage_region(photo, kind, severity, box=box, seed=7)
 
 
-UNSEEN = ("china", "flower", "camera", "coins")
+EXTRA_PHOTOS = (*SKLEARN_PHOTOS, "camera", "coins")
 
 
-def unseen_photos(size: int) -> dict[str, torch.Tensor]:
-    """The `--unseen` photos as `[3,H,W]` in 0..1, the longer side `size` (bilinear,
-    antialiased, as `sample_photos`)."""
-    import skimage.data
-    from PIL import Image
+def extra_photos(size: int) -> dict[str, torch.Tensor]:
+    """The `--extra-photos` as `[3,H,W]`, the longer side `size`."""
     try:
-        import sklearn
+        photos = sklearn_photos(size)
     except ImportError as err:
-        raise SystemExit("--unseen needs scikit-learn (its sample photos): pip install scikit-learn") from err
-    folder = os.path.join(os.path.dirname(sklearn.__file__), "datasets", "images")
-    arrays = {name: np.asarray(Image.open(os.path.join(folder, f"{name}.jpg")).convert("RGB")) for name in UNSEEN[:2]}
-    arrays.update(camera=skimage.data.camera(), coins=skimage.data.coins())
-    photos = {}
-    for name, array in arrays.items():
-        image = torch.from_numpy(np.array(array)).float() / 255.0  # a copy: package arrays are read-only
-        image = image.permute(2, 0, 1) if image.ndim == 3 else image[None].expand(3, -1, -1)
-        h, w = image.shape[-2:]
-        shape = (max(1, round(h * size / max(h, w))), max(1, round(w * size / max(h, w))))
-        photos[name] = F.interpolate(image[None], size=shape, mode="bilinear", antialias=True,
-                                     align_corners=False)[0].clamp(0, 1)
-    return photos
+        raise SystemExit(f"--extra-photos: {err}") from err
+    grey = grey_photos(size)
+    return {**photos, "camera": grey["camera"], "coins": grey["coins"]}
 
 
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
@@ -87,9 +72,10 @@ def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=512, help="photo's longer side, px")
-    parser.add_argument("--photos", nargs="+", default=None, choices=PHOTO_NAMES + UNSEEN,
-                        help="which photos (default: all package photos, or all unseen ones with --unseen)")
-    parser.add_argument("--unseen", action="store_true", help="photos the map was not built on (module docstring)")
+    parser.add_argument("--photos", nargs="+", default=None, choices=PHOTO_NAMES + EXTRA_PHOTOS,
+                        help="which photos (default: all package photos, or all extra ones with --extra-photos)")
+    parser.add_argument("--extra-photos", action="store_true",
+                        help="four photos beyond the package six (module docstring)")
     parser.add_argument("--kinds", nargs="+", default=list(REGION_KINDS))
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
@@ -103,7 +89,7 @@ def main() -> None:
     damage = damage_region if args.placement == "bench" else damage_moved
     torch.manual_seed(0)
     critic = SignalCritic(device="cpu")
-    photos = unseen_photos(args.size) if args.unseen else sample_photos(args.size)
+    photos = extra_photos(args.size) if args.extra_photos else sample_photos(args.size)
     if args.photos is None:
         args.photos = list(photos)
     elif set(args.photos) - set(photos):
