@@ -706,9 +706,7 @@ class SignalCritic(Critic):
         out the halo reading, and with it the over-sharpening impairment: a quality map
         judges over-sharpening of the whole picture only, and its thousands of cells need
         not pay for it (a sixth of their measuring time)."""
-        if min(batch.shape[-2:]) < MIN_SIDE:
-            batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
-        image = batch.to(device=self._filters.luma.device, dtype=self.dtype)
+        image = self._measurable(batch)
         if image.device.type != "cpu":
             m, blocks = self._measure(image.contiguous(), halo)
         else:
@@ -729,10 +727,15 @@ class SignalCritic(Critic):
         """`measure(batch)["noise"]` alone, `[B]`: a quality map re-reads thousands of
         cell quadrants for their grain only, and the other readings would cost it four
         times as much."""
+        luma = _luma(self._measurable(batch).contiguous(), self._filters.luma)
+        return self._noise(_shifted_pad(luma, 1), _half(luma))[0]
+
+    def _measurable(self, batch: torch.Tensor) -> torch.Tensor:
+        """The batch enlarged to the least side measured (`MIN_SIDE`, nearest neighbour),
+        on the critic's device in its working dtype."""
         if min(batch.shape[-2:]) < MIN_SIDE:
             batch = resize_to_fit(batch, max(batch.shape[-2:]), MIN_SIDE)
-        luma = _luma(batch.to(device=self._filters.luma.device, dtype=self.dtype).contiguous(), self._filters.luma)
-        return self._noise(_shifted_pad(luma, 1), _half(luma))[0]
+        return batch.to(device=self._filters.luma.device, dtype=self.dtype)
 
     def _measure_colour(self, image: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """The colour and tone statistics of `measure`, on images already on the device.
