@@ -18,6 +18,9 @@ severity): what a codec alone flags, and whether real smoothing is still found i
 `--placement moved` puts the rectangles elsewhere, so the figures are not those of one
 place in the photo: the third-sized one an eighth of each side in from the lower-right
 corner, the face-sized one an eighth in from the upper-left, damage seed 7.
+`--bits 8` stores each photo, and each damaged image, in 8 bits a channel before it is
+mapped, as a PNG or ComfyUI's LoadImage holds it (the damage is applied to the stored photo
+and its result stored again); without it the photos and damage stay float.
 `--extra-photos` maps, instead of the six package photos the map's constants were set on,
 four others: scikit-learn's two sample photos (china, flower; needs scikit-learn) and
 scikit-image's grey camera and coins (as RGB). Not unseen by the project: the signal
@@ -27,6 +30,7 @@ critic's calibration used them as content, and `maps.PLANAR_CAP` cites coins.
     python bench/map_quality.py --placement moved --size 1024 --no-generated
     python bench/map_quality.py --photos coffee --kinds jpeg --severity 5
     python bench/map_quality.py --extra-photos --webp --no-generated
+    python bench/map_quality.py --bits 8 --webp --no-generated   # as files hold them
 """
 from __future__ import annotations
 
@@ -63,6 +67,14 @@ def extra_photos(size: int) -> dict[str, torch.Tensor]:
     return {**photos, "camera": grey["camera"], "coins": grey["coins"]}
 
 
+def stored(image: torch.Tensor, bits: int | None) -> torch.Tensor:
+    """`image` as a file with `bits` bits a channel holds it (unchanged for None)."""
+    if bits is None:
+        return image
+    levels = 2 ** bits - 1
+    return image.clamp(0, 1).mul(levels).round().div(levels)
+
+
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
     """IoU with the damaged region, and the share of the undamaged part flagged."""
     iou = float((mask & truth).sum() / (mask | truth).sum().clamp_min(1))
@@ -79,6 +91,8 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=list(REGION_KINDS))
     parser.add_argument("--severity", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument("--bits", type=int, default=None, metavar="N",
+                        help="store each photo and damaged image in N bits a channel before mapping (as a PNG holds it)")
     parser.add_argument("--placement", choices=("bench", "moved"), default="bench",
                         help="where the damaged rectangle lies (module docstring)")
     parser.add_argument("--webp", nargs="*", type=int, default=[90, 75], metavar="QUALITY",
@@ -86,16 +100,20 @@ def main() -> None:
     parser.add_argument("--no-generated", dest="generated", action="store_false",
                         help="skip the clean generated pictures")
     args = parser.parse_args()
+    if args.bits is not None and not 1 <= args.bits <= 16:
+        parser.error(f"--bits must be 1..16, got {args.bits}")
     damage = damage_region if args.placement == "bench" else damage_moved
     torch.manual_seed(0)
     critic = SignalCritic(device="cpu")
     photos = extra_photos(args.size) if args.extra_photos else sample_photos(args.size)
+    photos = {name: stored(photo, args.bits) for name, photo in photos.items()}
     if args.photos is None:
         args.photos = list(photos)
     elif set(args.photos) - set(photos):
         parser.error(f"{sorted(set(args.photos) - set(photos))} are not among these photos ({', '.join(photos)})")
     held = total = base_held = 0
-    print(f"{args.size} px photos, severity {args.severity}, threshold {args.threshold:g}, {args.placement} placement; "
+    print(f"{args.size} px photos, severity {args.severity}, threshold {args.threshold:g}, {args.placement} placement, "
+          f"{f'stored in {args.bits} bits' if args.bits else 'float'}; "
           f"IoU / undamaged part flagged (bar: IoU >= 0.5, <= 5%)")
     print(f"{'photo':17s} {'damage':15s} {'quality map':>17s}   {'whole-image baseline':>20s}")
     for name in args.photos:
@@ -105,6 +123,7 @@ def main() -> None:
         print(f"{name:17s} {'(clean photo)':15s} {100 * clean:15.1f} %   {'':>20s}  {'ok' if clean < 0.02 else 'MISS'}")
         for kind in args.kinds:
             image, truth = damage(photos[name], kind, args.severity)
+            image = stored(image, args.bits)
             iou, outside = scores(quality_map(critic, [image])[0].defect_mask(args.threshold), truth)
             whole = critic.impairments(critic.measure(image[None]))
             flagged = any(float(v[0]) >= args.threshold for k, v in whole.items() if k in LOCAL_IMPAIRMENTS)
@@ -132,6 +151,7 @@ def main() -> None:
                 row.append(f"q{quality} {bits:.1f} bpp: {100 * clean:4.1f} %{'' if clean < 0.02 else ' MISS'}")
                 for kind in smoothing:
                     image, truth = damage(encoded, kind, args.severity)
+                    image = stored(image, args.bits)
                     iou, outside = scores(quality_map(critic, [image])[0].defect_mask(args.threshold), truth)
                     ok = iou >= 0.5 and outside <= 0.05
                     smooth_held += ok

@@ -65,6 +65,7 @@ def test_map_speed_prints_map_and_one_by_one_baseline():
 
 
 def test_map_quality_prints_the_bar_and_whole_image_baseline():
-    out = run_bench("map_quality.py", "--size", "192", "--photos", "coffee", "--kinds", "gaussian_noise")
+    out = run_bench("map_quality.py", "--size", "192", "--photos", "coffee", "--kinds", "gaussian_noise", "--bits", "8")
+    assert "stored in 8 bits" in out.splitlines()[0]
     assert "quality map" in out and "whole-image baseline" in out and "bar held in" in out
     assert "WebP-encoded clean photos flag under 2%" in out and "q90" in out and "q75" in out
