@@ -10,6 +10,7 @@ loss, blocking) and the full-size defect mask.
 
     python bench/map_speed.py                         # 1024² photo, the map's defaults
     python bench/map_speed.py --size 2048 --threads 1 2 --stride 32
+    python bench/map_speed.py --bits 8    # stored in 8 bits, as a file: the rounding is read too
 """
 from __future__ import annotations
 
@@ -25,12 +26,16 @@ from visualcritic_core.images import resize_to_fit
 from visualcritic_core.maps import DEFAULT_CELL, MAP_MAX_SIDE, _cell_starts, _cut_cells, quality_map
 
 
-def make_image(size: int) -> torch.Tensor:
-    """A square photo with a noisy patch, `[3,size,size]`."""
+def make_image(size: int, bits: int | None = None) -> torch.Tensor:
+    """A square photo with a noisy patch, `[3,size,size]`, stored in `bits` bits a channel
+    if given (an 8-bit picture has its rounding read as well, `maps._rounding_floors`)."""
     photo = F.interpolate(sample_photos(size)["astronaut"][None], size=(size, size), mode="bilinear",
                           antialias=True)[0].clamp(0, 1)
     noisy = apply_damage(photo, "gaussian_noise", 3)
     photo[:, size // 4: size // 2, size // 4: size // 2] = noisy[:, size // 4: size // 2, size // 4: size // 2]
+    if bits is not None:
+        levels = 2 ** bits - 1
+        photo = photo.mul(levels).round().div(levels)
     return photo
 
 
@@ -58,6 +63,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024, help="image side, px")
     parser.add_argument("--cell", type=int, default=DEFAULT_CELL)
     parser.add_argument("--stride", type=int, default=None, help="default: cell/4, the map's own")
+    parser.add_argument("--bits", type=int, default=None, choices=range(1, 17), metavar="N",
+                        help="store the photo in N bits a channel (8: as a PNG holds it)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the best is reported")
     parser.add_argument("--threads", type=int, nargs="+", default=[0, 1],
                         help="torch CPU thread counts (0: torch's default)")
@@ -66,7 +73,7 @@ def main() -> None:
     default_threads = torch.get_num_threads()
     threads = list(dict.fromkeys(t if t > 0 else default_threads for t in args.threads))
     critic = SignalCritic(device="cpu")
-    image = make_image(args.size)
+    image = make_image(args.size, args.bits)
 
     qmap = quality_map(critic, image[None], cell=args.cell, stride=stride)[0]  # warm-up, and the reference
     baseline_grid = cells_one_by_one(critic, image, args.cell, stride)
@@ -86,7 +93,8 @@ def main() -> None:
     torch.set_num_threads(default_threads)
 
     rows, cols = qmap.grid_shape
-    print(f"{args.size}x{args.size} px photo, {rows}x{cols} = {rows * cols} cells of {args.cell} px, stride {stride}, "
+    stored = f", stored in {args.bits} bits" if args.bits else ""
+    print(f"{args.size}x{args.size} px photo{stored}, {rows}x{cols} = {rows * cols} cells of {args.cell} px, stride {stride}, "
           f"judged at {qmap.work_size[1]}x{qmap.work_size[0]}; same grid both ways: {same}")
     for t in threads:
         note = " (torch default)" if t == default_threads else ""

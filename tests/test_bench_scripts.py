@@ -59,7 +59,8 @@ def test_scale_prints_local_and_ray_rows_with_worker_memory():
 
 
 def test_map_speed_prints_map_and_one_by_one_baseline():
-    out = run_bench("map_speed.py", "--size", "128", "--repeats", "1", "--threads", "1")
+    out = run_bench("map_speed.py", "--size", "128", "--repeats", "1", "--threads", "1", "--bits", "8")
+    assert "stored in 8 bits" in out
     assert "cells one by one" in out and "quality map" in out and "speed-up" in out
     assert "same grid both ways: True" in out
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -191,6 +191,38 @@ the image's median textured cell to be named blur: a blurred rectangle reads 1.0
 at 512 px on the package photos except chelsea (0.4, a soft photo), beauty-filtered and
 guided-filtered areas at most 0.8 (coffee) below or above (at 1024 px the guided filter on
 coffee reads 1.5 below, and was named blur by its blur reading already)."""
+ROUNDING_SIGMA = 1.5
+"""Blur (Gaussian sigma, px) that takes a picture's grain out before it is rounded to 8 bits
+again, to read what rounding alone leaves in content of its slopes (`_rounding_floors`):
+pixel-scale grain goes (a quarter cycle per pixel keeps 6 % of its amplitude), the slopes a
+blur or a smoothing left stay. At 1.0 grain stayed in (chelsea's clean cells read 9 % more
+rounding), at 2.0 slopes flattened (rocket's blurred area 12 % over its rounding, 9 % here)."""
+ROUNDING_SPREAD = 1.25
+"""Ratio of a cell's noise floor to the rounding's (`_rounding_floors`) up to which the cell
+holds no grain that can be told from the rounding: blurred areas of the package photos
+stored in 8 bits (their grain gone, the rounding left) read 0.96-1.28 (5th to 95th
+percentile, each of the six photos at 512 px; medians 1.04-1.06). This many times the
+rounding's floor is taken off a floor (`_past_rounding`)."""
+ROUNDING_KEEP = 0.1
+"""Least share of its floor a cell keeps once the rounding is taken off: a floor within the
+rounding's spread reads as grain gone, 3.3 stops under its own reading, not as a loss
+without bound."""
+ROUNDING_CLEAR = 1.36
+"""Least 10th percentile of floor / rounding among the cells that read above the rounding's
+spread for grain to be told from rounding in an 8-bit picture at all (`_rounding_readable`):
+where clean cells reach down into the spread, clean cells read as smoothed (skimage's coins,
+its dark backdrop: 5.5 % of the clean photo). Coins reads 1.30-1.33, clean and with each of
+the bench's six damages; chelsea 1.40-1.44, flower 1.46-1.53, rocket 1.48-1.61, the other
+package and extra photos 1.59 and more. Set between coins and chelsea: few photos, and the
+margin is small either side."""
+SUB_ROUNDING, SUB_ROUNDING_MAX_SHARE = 0.9, 0.005
+"""Floor / rounding under which a cell is flatter than rounding leaves content of its slopes,
+and the most cells of an 8-bit picture that may read so for grain to be told from rounding:
+a picture rounded once, as stored, has none (0.0-0.1 % of the cells of the package and extra
+photos, clean or blurred, smoothed or noisy); a lossy codec's output has areas the codec
+flattened (WebP at q75: 1.8-84 % of the package photos' cells; 27 of the 41 generated
+pictures 0.6-50 %), where grain went to the codec, not to damage. JPEG-blocked and posterized
+areas read so too (3-17 %), and are found by their own measures."""
 QUADRANT_MIN = 32
 """Least side (px) of a cell's quadrant for its noise floor to be measured on its own (the
 signal critic's smallest side, `critics.signal.MIN_SIDE`): with smaller cells the border
@@ -548,6 +580,17 @@ class _Cells:
     flat: torch.Tensor
     clipped: torch.Tensor
 
+    @cached_property
+    def rounded_smooth(self) -> torch.Tensor | None:
+        """The working image blurred by `ROUNDING_SIGMA` and rounded to 8 bits again if it is
+        stored in 8 bits (every value a multiple of 1/255), else None: its content's slopes
+        with the grain taken out, rounded as the picture was (`_rounding_floors`)."""
+        scaled = self.image[:, ::8] * 255
+        if self.image.numel() == 0 or float((scaled - scaled.round()).abs().amax()) > 1e-3:
+            return None
+        smooth = _gaussian_blur(self.image[:, None], ROUNDING_SIGMA)[:, 0]
+        return smooth.mul_(255).round_().div_(255)
+
     @property
     def shape(self) -> tuple[int, int]:
         return len(self.rows), len(self.cols)
@@ -591,7 +634,7 @@ def _floors_are_texture(floors: torch.Tensor, not_textured: torch.Tensor, not_fl
 
 
 def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
-           quadrant_loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+           quadrant_loss: Callable[..., torch.Tensor] | None = None, rounding: torch.Tensor | None = None):
     """Grain loss per cell: (stops lost against the image's typical floor, or None
     without grain to lose; "smoothing" before its softplus, NaN where unknown). Where the
     textured cells' floors are texture (`_floors_are_texture`: a rendered picture), the
@@ -600,13 +643,22 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
     lost a texture it never drew (a portrait's background: 11.3 % flagged as blur).
     With `quadrant_loss` (`_quadrant_loss`), the textured cells by the image's border that
     read smoothed, and those inside that read a strong loss, are read again from their
-    quadrants, and the lower reading counts (only those cells: measuring quadrants costs)."""
+    quadrants, and the lower reading counts (only those cells: measuring quadrants costs).
+    With `rounding` (`_rounding_floors`: an 8-bit picture), the rounding's share is taken
+    off every floor first, where grain can be told from it (`_rounding_readable`), so the
+    picture's grain is judged as its float original's would be."""
     shape = grid.shape
     # the typical floor is read where there is detail and no noise beyond chance: a
     # noisy third of the image must not make the clean rest look smoothed
     noisy = noise > 0 if noise is not None else torch.zeros_like(grid.flat)
     floors = m["noise"].float().cpu().view(shape)
     not_textured = grid.flat | noisy
+    if rounding is not None:
+        rounding = rounding.view(shape)
+        if _rounding_readable(floors / rounding.clamp_min(1e-7), ~not_textured):
+            floors = _past_rounding(floors, rounding)
+        else:
+            rounding = None
     lost = _grain_lost(floors, not_textured)
     smoothed = torch.full_like(floors, math.nan)
     unfit = ~grid.flat | noisy | grid.clipped
@@ -622,7 +674,7 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
         start = torch.where(_by_the_border(grid), SMOOTHING_STOPS, QUADRANT_CAP)
         again = ~grid.flat & (textured > start)
         if quadrant_loss is not None and bool(again.any()):
-            proportional = quadrant_loss(again, floors, textured)
+            proportional = quadrant_loss(again, floors, textured, past_rounding=rounding is not None)
             textured = torch.where(again, torch.minimum(textured, proportional), textured)
         smoothed = torch.where(grid.flat, smoothed, textured - SMOOTHING_STOPS)
     # flat cells against the flat cells' own floor: there the floor IS the grain (no
@@ -636,6 +688,45 @@ def _grain(m: dict[str, torch.Tensor], noise: torch.Tensor | None, grid: _Cells,
     return lost, smoothed
 
 
+def _rounding_floors(critic: Any, grid: _Cells, ys: torch.Tensor | None = None, xs: torch.Tensor | None = None,
+                     size: tuple[int, int] | None = None) -> torch.Tensor | None:
+    """The noise floor 8-bit rounding alone leaves in each cell (or in the cells of `size`
+    at `(ys, xs)`), None for an image not stored in 8 bits. Rounding adds up to a code
+    value's uniform noise (1/255/sqrt(12) a channel) wherever the content slopes, and none
+    where it is flat: near the grain of many photos at their own size (the package photos'
+    typical floor is 1.7-3.8x it at 512 px). Where a blur or a beauty filter took the grain
+    of an 8-bit picture the rounding is what is left to read, 0.7-1.9 stops under the clean
+    rest's floor instead of the 4-8 stops of the same damage in float. Read on the image
+    with its grain blurred out and rounded again (`_Cells.rounded_smooth`), measured as the
+    cells are: the rounding content of these slopes gets, cell by cell (one white-noise
+    figure for the whole image took too much off flat areas, which rounding leaves flat)."""
+    if grid.rounded_smooth is None:
+        return None
+    if ys is None:
+        cells = _cut_cells(grid.rounded_smooth, grid.rows, grid.cols, grid.size)
+    else:
+        cells = _cells_at(grid.rounded_smooth, ys, xs, size)
+    return critic.noise_floor(cells).float().cpu()
+
+
+def _rounding_readable(ratio: torch.Tensor, fit: torch.Tensor) -> bool:
+    """Whether grain can be told from rounding in an 8-bit picture, from each cell's floor
+    over the rounding's (`ratio`) and the cells that set the typical floor (`fit`): the
+    cells reading above the rounding's spread stand clear of it (`ROUNDING_CLEAR`), and
+    hardly any cell reads flatter than rounding leaves (`SUB_ROUNDING`: a lossy codec's
+    output)."""
+    grainy = ratio[fit & (ratio > ROUNDING_SPREAD)]
+    return (grainy.numel() >= FLAT_PEERS and float(grainy.quantile(0.1)) >= ROUNDING_CLEAR
+            and float((ratio < SUB_ROUNDING).float().mean()) <= SUB_ROUNDING_MAX_SHARE)
+
+
+def _past_rounding(floors: torch.Tensor, rounding: torch.Tensor) -> torch.Tensor:
+    """Noise floors (any shape) with the rounding's share (`_rounding_floors`, same shape,
+    `ROUNDING_SPREAD` times it) taken out, variances adding, down to `ROUNDING_KEEP` of
+    each floor."""
+    return (floors.square() - (ROUNDING_SPREAD * rounding).square()).clamp_min(0).sqrt().maximum(ROUNDING_KEEP * floors)
+
+
 def _by_the_border(grid: _Cells) -> torch.Tensor:
     """`[rows, cols]` True for the cells with no room for a whole cell between them and the
     image's border."""
@@ -646,7 +737,7 @@ def _by_the_border(grid: _Cells) -> torch.Tensor:
 
 
 def _quadrant_loss(critic: Any, grid: _Cells, which: torch.Tensor, floor: torch.Tensor,
-                   lost: torch.Tensor) -> torch.Tensor:
+                   lost: torch.Tensor, past_rounding: bool = False) -> torch.Tensor:
     """Grain loss `[rows, cols]` (stops) of the cells in `which` (NaN elsewhere) read again
     from their four quadrants, each measured as a cell of its own against the cell's
     typical floor (`floor` x 2^`lost`); for the outermost row and column of cells, from
@@ -680,6 +771,8 @@ def _quadrant_loss(critic: Any, grid: _Cells, which: torch.Tensor, floor: torch.
     xs = torch.stack([x, x + cw, x, x + cw], 1).flatten()
     quadrants = _cells_at(grid.image, ys, xs, (ch, cw))
     floors = critic.noise_floor(quadrants).float().cpu().view(-1, 4)
+    if past_rounding:
+        floors = _past_rounding(floors, _rounding_floors(critic, grid, ys, xs, (ch, cw)).view(-1, 4))
     top, left = (_border_side_weight(k, n) for k, n in zip((i, j), grid.shape))  # of the upper / left quadrants
     weights = torch.stack([top * left, top * (1 - left), (1 - top) * left, (1 - top) * (1 - left)], 1)
     # floors at least 8 stops under the least grain (as in `_grain_lost`): a
@@ -738,7 +831,7 @@ def _signal_cells(critic: Any, grid: _Cells, coarse: Callable[[], _Cells] | None
         # texture that reads like it: such a floor must not set the typical one
         raised = _local_noise(critic, m, shape, white_only=False)
         quadrants = partial(_quadrant_loss, critic, grid) if min(grid.size) >= 2 * QUADRANT_MIN else None
-        lost, smoothed = _grain(m, raised, grid, quadrants)
+        lost, smoothed = _grain(m, raised, grid, quadrants, _rounding_floors(critic, grid))
         if lost is None and coarse is not None:
             small = coarse()
             m_small = critic.measure(small.cells, halo=False)
