@@ -310,6 +310,9 @@ def test_noise_floor_alone_is_the_measured_noise(critic, photos):
         for batch in (crops, small, mixed.to(memory_format=torch.channels_last)):
             assert torch.equal(critic.noise_floor(batch), critic.measure(batch, halo=False)["noise"])
         assert float(critic.noise_floor(mixed)[1]) < 0.5 * float(critic.noise_floor(mixed)[0])
+        # luma planes read as their RGB (a map cuts its rounding cells from one luma plane)
+        luma = (crops * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        assert torch.allclose(critic.noise_floor(luma), critic.noise_floor(crops), rtol=1e-4, atol=1e-7)
 
 
 def test_mostly_black_photo_still_gets_a_finite_noise_reading(critic, photos):

@@ -726,8 +726,10 @@ class SignalCritic(Critic):
     def noise_floor(self, batch: torch.Tensor) -> torch.Tensor:
         """`measure(batch)["noise"]` alone, `[B]`: a quality map re-reads thousands of
         cell quadrants for their grain only, and the other readings would cost it four
-        times as much."""
-        luma = _luma(self._measurable(batch).contiguous(), self._filters.luma)
+        times as much. `batch` may be luma planes `[B,1,H,W]` already (Rec. 601, as
+        `measure` reads them): a map cuts thousands of cells from one plane."""
+        batch = self._measurable(batch).contiguous()
+        luma = batch if batch.shape[1] == 1 else _luma(batch, self._filters.luma)
         return self._noise(_shifted_pad(luma, 1), _half(luma))[0]
 
     def _measurable(self, batch: torch.Tensor) -> torch.Tensor:
