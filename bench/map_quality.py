@@ -35,11 +35,13 @@ critic's calibration used them as content, and `maps.PLANAR_CAP` cites coins.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import torch
 
 from visualcritic_core.critics.signal import SignalCritic
 from visualcritic_core.damage import FACE_SIZED, PHOTO_NAMES, REGION_KINDS, codec_roundtrip, damage_region, sample_photos
+from visualcritic_core.images import stored_in_bits
 from visualcritic_core.maps import DEFAULT_THRESHOLD, LOCAL_IMPAIRMENTS, quality_map
 from visualcritic_core.signal_calibration import SKLEARN_PHOTOS, generated_photos, grey_photos, sklearn_photos
 
@@ -65,14 +67,6 @@ def extra_photos(size: int) -> dict[str, torch.Tensor]:
         raise SystemExit(f"--extra-photos: {err}") from err
     grey = grey_photos(size)
     return {**photos, "camera": grey["camera"], "coins": grey["coins"]}
-
-
-def stored(image: torch.Tensor, bits: int | None) -> torch.Tensor:
-    """`image` as a file with `bits` bits a channel holds it (unchanged for None)."""
-    if bits is None:
-        return image
-    levels = 2 ** bits - 1
-    return image.clamp(0, 1).mul(levels).round().div(levels)
 
 
 def scores(mask: torch.Tensor, truth: torch.Tensor) -> tuple[float, float]:
@@ -106,7 +100,8 @@ def main() -> None:
     torch.manual_seed(0)
     critic = SignalCritic(device="cpu")
     photos = extra_photos(args.size) if args.extra_photos else sample_photos(args.size)
-    photos = {name: stored(photo, args.bits) for name, photo in photos.items()}
+    stored = (lambda image: image) if args.bits is None else partial(stored_in_bits, bits=args.bits)
+    photos = {name: stored(photo) for name, photo in photos.items()}
     if args.photos is None:
         args.photos = list(photos)
     elif set(args.photos) - set(photos):
@@ -123,7 +118,7 @@ def main() -> None:
         print(f"{name:17s} {'(clean photo)':15s} {100 * clean:15.1f} %   {'':>20s}  {'ok' if clean < 0.02 else 'MISS'}")
         for kind in args.kinds:
             image, truth = damage(photos[name], kind, args.severity)
-            image = stored(image, args.bits)
+            image = stored(image)
             iou, outside = scores(quality_map(critic, [image])[0].defect_mask(args.threshold), truth)
             whole = critic.impairments(critic.measure(image[None]))
             flagged = any(float(v[0]) >= args.threshold for k, v in whole.items() if k in LOCAL_IMPAIRMENTS)
@@ -151,7 +146,7 @@ def main() -> None:
                 row.append(f"q{quality} {bits:.1f} bpp: {100 * clean:4.1f} %{'' if clean < 0.02 else ' MISS'}")
                 for kind in smoothing:
                     image, truth = damage(encoded, kind, args.severity)
-                    image = stored(image, args.bits)
+                    image = stored(image)
                     iou, outside = scores(quality_map(critic, [image])[0].defect_mask(args.threshold), truth)
                     ok = iou >= 0.5 and outside <= 0.05
                     smooth_held += ok

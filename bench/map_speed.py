@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from visualcritic_core.critics.signal import SignalCritic
 from visualcritic_core.damage import apply_damage, sample_photos
-from visualcritic_core.images import resize_to_fit
+from visualcritic_core.images import resize_to_fit, stored_in_bits
 from visualcritic_core.maps import DEFAULT_CELL, MAP_MAX_SIDE, _cell_starts, _cut_cells, quality_map
 
 
@@ -33,10 +33,7 @@ def make_image(size: int, bits: int | None = None) -> torch.Tensor:
                           antialias=True)[0].clamp(0, 1)
     noisy = apply_damage(photo, "gaussian_noise", 3)
     photo[:, size // 4: size // 2, size // 4: size // 2] = noisy[:, size // 4: size // 2, size // 4: size // 2]
-    if bits is not None:
-        levels = 2 ** bits - 1
-        photo = photo.mul(levels).round().div(levels)
-    return photo
+    return photo if bits is None else stored_in_bits(photo, bits)
 
 
 def cells_one_by_one(critic: SignalCritic, image: torch.Tensor, cell: int, stride: int) -> torch.Tensor:

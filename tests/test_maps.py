@@ -14,7 +14,7 @@ from visualcritic_core import load_critic
 from visualcritic_core.cli import main
 from visualcritic_core.critics.base import Critic
 from visualcritic_core.damage import PHOTO_NAMES, REGION_KINDS, apply_damage, damage_region, sample_photos
-from visualcritic_core.images import ImageInputError
+from visualcritic_core.images import ImageInputError, stored_in_bits
 from visualcritic_core.maps import (DEFAULT_THRESHOLD, GLOBAL_IMPAIRMENTS, LABELS, _box_counts, _cell_starts, _region_labels,
                                     quality_map, render_heatmap)
 from visualcritic_core.report import QualityReport
@@ -57,11 +57,6 @@ def test_damage_in_one_region_is_found_there_only(signal, photos, name):
     assert not failures, f"{name}: " + "; ".join(failures)
 
 
-def stored_in_8_bits(image: torch.Tensor) -> torch.Tensor:
-    """`image` as a PNG or ComfyUI's LoadImage holds it."""
-    return image.clamp(0, 1).mul(255).round().div(255)
-
-
 @pytest.mark.parametrize("name,kind", [("chelsea", "gaussian_blur"), ("coffee", "gaussian_blur"),
                                        ("rocket", "gaussian_blur"), ("motorcycle_left", "gaussian_blur"),
                                        ("chelsea", "smoothing"), ("coffee", "smoothing")])
@@ -70,8 +65,8 @@ def test_damage_in_a_picture_stored_in_8_bits_is_found(signal, photos, name, kin
     rounding puts back up to a code value of noise where the grain was taken, so a blurred
     or smoothed area read 0.7-1.9 stops under the clean rest instead of 4-8, and none of
     these was found (IoU 0.00-0.07) until the rounding's share was taken off the floors."""
-    image, truth = damage_region(stored_in_8_bits(photos[name]), kind)
-    mask = quality_map(signal, [stored_in_8_bits(image)])[0].defect_mask()
+    image, truth = damage_region(stored_in_bits(photos[name], 8), kind)
+    mask = quality_map(signal, [stored_in_bits(image, 8)])[0].defect_mask()
     iou = (mask & truth).sum().item() / (mask | truth).sum().item()
     outside = (mask & ~truth).sum().item() / (~truth).sum().item()
     assert iou >= 0.5 and outside <= 0.05, f"IoU {iou:.2f}, {100 * outside:.1f}% outside"
@@ -82,10 +77,10 @@ def test_grain_near_the_rounding_is_not_taken_off_in_8_bits(signal):
     rounding's spread, so once the rounding's share was taken off every floor, 5.5 % of the
     clean photo read as smoothed, and with a noisy patch 8.1 % of the rest. Where clean cells
     reach into the rounding's spread (`maps.ROUNDING_CLEAR`) the floors are read as they are."""
-    coins = stored_in_8_bits(grey_photos(512)["coins"])
+    coins = stored_in_bits(grey_photos(512)["coins"], 8)
     assert quality_map(signal, [coins])[0].defect_mask().float().mean().item() < 0.02
     image, truth = damage_region(coins, "gaussian_noise")
-    mask = quality_map(signal, [stored_in_8_bits(image)])[0].defect_mask()
+    mask = quality_map(signal, [stored_in_bits(image, 8)])[0].defect_mask()
     assert (mask & ~truth).sum().item() / (~truth).sum().item() <= 0.05
 
 

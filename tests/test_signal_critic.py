@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 from visualcritic_core.critics import signal as signal_module
 from visualcritic_core.critics.signal import GRID_HARMONIC, GRID_HARMONIC_BIAS, GRID_PERIODS, SignalCritic
 from visualcritic_core.damage import DAMAGE_EFFECTS, DAMAGE_KINDS, apply_damage, sample_photos
+from visualcritic_core.images import holds_8bit_values, stored_in_bits
 from visualcritic_core.registry import load_critic
 from visualcritic_core.report import ATTRIBUTES
 
@@ -538,11 +539,6 @@ def test_grainy_jpeg_sky_is_noisy_not_over_sharpened(critic):
                 assert noisiness[2] >= 3, noisiness
 
 
-def _stored(image: torch.Tensor) -> torch.Tensor:
-    """As a PNG (or ComfyUI's LoadImage) holds it: 8 bits a channel."""
-    return image.mul(255).round().div(255)
-
-
 def test_texture_loss_is_seen_in_pictures_stored_in_8_bits(photos):
     """8-bit rounding adds fine "detail" of its own, and it filled the blocks smoothing had
     emptied: before its share was taken off, texture-smoothed photos stored in 8 bits read
@@ -553,7 +549,7 @@ def test_texture_loss_is_seen_in_pictures_stored_in_8_bits(photos):
     for size in (SIZE, 2 * SIZE):
         for name, image in sample_photos(size).items():
             series = [image, *(apply_damage(image, "texture_smooth", s, seed=7) for s in SEVERITIES[1:])]
-            loss = _impairments(critic, [_stored(x) for x in series])["texture_loss"]
+            loss = _impairments(critic, [stored_in_bits(x, 8) for x in series])["texture_loss"]
             floating = _impairments(critic, series[:1])["texture_loss"][0]
             assert loss[0] < NOTICEABLE and loss[0] < floating + 0.1, (name, size, loss, floating)
             assert (loss[3:] >= 2 * NOTICEABLE).all(), (name, size, loss)
@@ -562,8 +558,8 @@ def test_texture_loss_is_seen_in_pictures_stored_in_8_bits(photos):
 def test_a_stored_picture_stays_8_bit_at_the_working_size_and_a_float_one_is_not_rounded(photos):
     critic = SignalCritic(device="cpu", max_side=SIZE // 2)
     image = next(iter(photos.values()))
-    batch = torch.stack([_stored(image), image])
-    assert signal_module._stored_8bit(batch).tolist() == [True, False]
+    batch = torch.stack([stored_in_bits(image, 8), image])
+    assert holds_8bit_values(batch).tolist() == [True, False]
     working = critic.prepare(batch) * 255
     assert max(working.shape[-2:]) == SIZE // 2
     assert torch.equal(working[0], working[0].round()) and not torch.equal(working[1], working[1].round())

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from .critics.base import Critic, ProgressCallback
-from .images import ImageInputError, iter_batches, resize_to_fit
+from .images import ImageInputError, holds_8bit_values, iter_batches, resize_to_fit, stored_in_bits
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -589,14 +589,12 @@ class _Cells:
     @cached_property
     def rounded_smooth(self) -> torch.Tensor | None:
         """Luma `[1,H,W]` of the working image blurred by `ROUNDING_SIGMA` and rounded to 8
-        bits again, channel by channel, if it is stored in 8 bits (every value a multiple
-        of 1/255), else None: its content's slopes with the grain taken out, rounded as the
-        picture was (`_rounding_floors`)."""
-        scaled = self.image[:, ::8] * 255
-        if self.image.numel() == 0 or float((scaled - scaled.round()).abs().amax()) > 1e-3:
+        bits again, channel by channel, if it is stored in 8 bits (`holds_8bit_values`),
+        else None: its content's slopes with the grain taken out, rounded as the picture
+        was (`_rounding_floors`)."""
+        if not bool(holds_8bit_values(self.image[None])[0]):
             return None
-        smooth = _gaussian_blur(self.image[:, None], ROUNDING_SIGMA)[:, 0]
-        return _luma(smooth.mul_(255).round_().div_(255))
+        return _luma(stored_in_bits(_gaussian_blur(self.image[:, None], ROUNDING_SIGMA)[:, 0], 8))
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .damage import DAMAGE_KINDS, apply_damage, apply_damage_chain, sample_photos
+from .images import stored_in_bits
 
 FR_METRICS: tuple[str, ...] = ("haarpsi", "mdsi", "vsi", "gmsd")
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
@@ -302,7 +303,7 @@ def calibration_set(
                 damaged.append(apply_damage_chain(clean, [(first, s), (second, s)], seed=seeds[-1]))
         batch = torch.stack(damaged)
         # as a file holds it: rounded at the size it was damaged at (the critic reduces it)
-        quantised = None if bits is None else batch.mul(2 ** bits - 1).round_().div_(2 ** bits - 1)
+        quantised = None if bits is None else stored_in_bits(batch, bits)
         if reduce_to is not None:
             batch = _fit(batch, reduce_to)
             clean = batch[0]

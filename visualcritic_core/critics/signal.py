@@ -78,7 +78,7 @@ from typing import ClassVar, Iterator
 import torch
 import torch.nn.functional as F
 
-from ..images import resize_to_fit
+from ..images import holds_8bit_values, resize_to_fit
 from ..report import QualityReport
 from .base import ALL_ITEMS, Critic, resolve_device
 from .signal_pooling import load_pooling
@@ -339,7 +339,7 @@ class SignalCritic(Critic):
         working = resize_to_fit(batch, self.max_side, MIN_SIDE)
         if working is batch:
             return batch
-        stored = _stored_8bit(batch)
+        stored = holds_8bit_values(batch)
         if not stored.any():
             return working
         return torch.where(stored.view(-1, 1, 1, 1), working.mul(255).round_().div_(255), working)
@@ -717,7 +717,7 @@ class SignalCritic(Critic):
             m = {name: torch.cat([part[0][name] for part in parts]) for name in parts[0][0]}
             blocks = [torch.cat(planes) for planes in zip(*(part[1] for part in parts))]
         energy, levels, sparse = blocks
-        m["texture"] = self._texture(energy, levels, m["contrast"], _stored_8bit(image))
+        m["texture"] = self._texture(energy, levels, m["contrast"], holds_8bit_values(image))
         warmth, tint = self._cast(sparse, self._filters.luma)
         m.update(cast=torch.hypot(warmth, tint), cast_warmth=warmth, cast_tint=tint,
                  chroma_spread=self._chroma_spread(sparse), black_level=self._black_level(sparse))
@@ -934,15 +934,6 @@ class SignalCritic(Critic):
                 critic=self.spec,
             ))
         return reports
-
-
-def _stored_8bit(batch: torch.Tensor) -> torch.Tensor:
-    """`[B]` bool: each image holds only multiples of 1/255 (8 bits a channel, as a PNG or
-    ComfyUI's LoadImage gives it), judged on every 32nd row (under 1% of a 512² image's
-    measuring time; every eighth row cost 5%): a decoded float image (a VAE's output) never
-    does, and any row of one tells."""
-    scaled = batch[..., ::32, :] * 255
-    return (scaled - scaled.round()).abs_().amax(dim=(1, 2, 3)) < 1e-3
 
 
 def _row_step(length: int) -> int:
